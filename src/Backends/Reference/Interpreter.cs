@@ -1,0 +1,244 @@
+using ModelCompiler.Backends.Reference.Ops;
+using ModelCompiler.IR;
+using ModelCompiler.Runtime;
+
+namespace ModelCompiler.Backends.Reference;
+
+/// <summary>
+/// Evaluates a graph node by node on the host: the ground truth every other backend is tested
+/// against, so it is written for obvious correctness rather than speed. Symbolic dims are bound from
+/// the inputs' shapes, every result is checked against its node's type, and intermediates are freed
+/// after their last use.
+/// </summary>
+public sealed class Interpreter
+{
+    private readonly Graph _graph;
+    private readonly Precision _precision;
+
+    public Interpreter(Graph graph, Precision precision = Precision.F32)
+    {
+        _graph = graph;
+        _precision = precision;
+    }
+
+    /// <summary>
+    /// Runs the graph. <paramref name="inputs"/> are keyed by each Input node's attr "name";
+    /// <paramref name="weights"/> is called once per Weight node with its checkpoint name and declared type;
+    /// <paramref name="observe"/>, if given, sees every node's result as soon as it is computed.
+    /// </summary>
+    public IReadOnlyDictionary<string, RefTensor> Run(
+        IReadOnlyDictionary<string, RefTensor> inputs,
+        Func<string, TensorType, RefTensor> weights,
+        Action<Node, RefTensor>? observe = null)
+    {
+        var bindings = new Dictionary<string, long>(StringComparer.Ordinal);
+        // Inputs are bound before anything runs, so a wrong input fails before any weight is loaded.
+        var given = BindInputs(inputs, bindings);
+
+        var remainingUses = new Dictionary<Node, int>();
+        foreach (var n in _graph.Nodes)
+            foreach (var i in n.Inputs)
+                remainingUses[i] = remainingUses.GetValueOrDefault(i) + 1;
+        var outputs = _graph.Outputs.Select(o => o.Value).ToHashSet();
+
+        var values = new Dictionary<Node, RefTensor>();
+        foreach (var node in _graph.Nodes)
+        {
+            RefTensor result = node.Op switch
+            {
+                OpKind.Input => given[node],
+                OpKind.Weight => LoadWeight(node, weights, bindings),
+                _ => Finish(node, Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings)),
+            };
+            CheckType(node, result, bindings);
+            values[node] = result;
+            observe?.Invoke(node, result);
+
+            // Free what no later node needs (outputs are kept to the end).
+            foreach (var i in node.Inputs.Distinct())
+            {
+                remainingUses[i] -= node.Inputs.Count(x => x == i);
+                if (remainingUses[i] == 0 && !outputs.Contains(i)) values.Remove(i);
+            }
+            if (!remainingUses.ContainsKey(node) && !outputs.Contains(node)) values.Remove(node);
+        }
+
+        var results = new Dictionary<string, RefTensor>(StringComparer.Ordinal);
+        foreach (var (name, node) in _graph.Outputs)
+            results[name] = values.TryGetValue(node, out var t) ? t
+                : throw new InvalidOperationException($"output '{name}' refers to %{node.Id}, which is not in graph {_graph.Name}");
+        return results;
+    }
+
+    /// <summary>How errors name a node: <c>embedding 'embed' (llama.arch:3:5)</c>, or <c>embedding %7</c> when it has neither name nor span.</summary>
+    public static string Describe(Node node)
+    {
+        var s = node.Op.Mnemonic();
+        if (node.Name is not null) s += $" '{node.Name}'";
+        if (node.Span is not null) s += $" ({node.Span})";
+        if (node.Name is null && node.Span is null) s += $" %{node.Id}";
+        return s;
+    }
+
+    // ---- inputs, weights and shapes ----
+
+    private Dictionary<Node, RefTensor> BindInputs(IReadOnlyDictionary<string, RefTensor> inputs, Dictionary<string, long> bindings)
+    {
+        var inputNodes = _graph.Inputs.ToList();
+        var declared = inputNodes.Select(n => n.Attrs.Str("name")).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in inputs.Keys)
+            if (!declared.Contains(name))
+                throw new McException($"unknown input '{name}' (the model's inputs are: {string.Join(", ", declared.Order(StringComparer.Ordinal))})");
+
+        var given = new Dictionary<Node, RefTensor>();
+        foreach (var node in inputNodes)
+        {
+            var name = node.Attrs.Str("name");
+            if (!inputs.TryGetValue(name, out var t))
+                throw new McException($"missing input '{name}' (the model declares {node.Type})");
+            given[node] = Admit($"input '{name}'", t, node.Type, bindings);
+        }
+        return given;
+    }
+
+    private RefTensor LoadWeight(Node node, Func<string, TensorType, RefTensor> weights, Dictionary<string, long> bindings)
+    {
+        var name = node.Attrs.Str("name");
+        var t = weights(name, node.Type) ?? throw new McException($"weight '{name}' was not provided");
+        return Admit($"weight '{name}'", t, node.Type, bindings);
+    }
+
+    /// <summary>
+    /// Checks a caller-supplied tensor against its declared type, binding the type's symbols, and returns it
+    /// as a tensor of the declared dtype (rounded to float32 in F32 mode; the caller's arrays are never changed).
+    /// </summary>
+    private RefTensor Admit(string what, RefTensor t, TensorType type, Dictionary<string, long> bindings)
+    {
+        string Mismatch(string why = "") =>
+            $"{what} has shape [{RefTensor.FormatShape(t.Shape)}] but the model declares {type}{why}";
+
+        if (t.Rank != type.Rank) throw new McException(Mismatch());
+        var newlyBound = new List<string>();
+        for (int d = 0; d < type.Rank; d++)
+        {
+            var dim = type.Shape[d];
+            long actual = t.Shape[d];
+            if (dim.IsKnown)
+            {
+                if (dim.Size != actual) throw new McException(Mismatch());
+            }
+            else if (bindings.TryGetValue(dim.Symbol!, out var bound))
+            {
+                if (bound != actual)
+                {
+                    string where = newlyBound.Contains(dim.Symbol!) ? "earlier in this shape" : "by an earlier input";
+                    throw new McException(Mismatch($" ({dim.Symbol} = {bound}, bound {where})"));
+                }
+            }
+            else
+            {
+                bindings[dim.Symbol!] = actual;
+                newlyBound.Add(dim.Symbol!);
+            }
+        }
+
+        if (type.DType.IsFloat())
+        {
+            if (t.F is null) throw new McException($"{what} holds integers ({t}) but the model declares {type}");
+            var data = t.F;
+            if (_precision == Precision.F32 && data.Any(x => (double)(float)x != x && !double.IsNaN(x)))
+                data = RoundToFloat32((double[])data.Clone());
+            return new RefTensor(type.DType, t.Shape.ToArray(), data, null);
+        }
+        if (t.I is null) throw new McException($"{what} holds floats ({t}) but the model declares {type}");
+        var ints = t.I;
+        if (ints.Any(x => WrapInteger(type.DType, x) != x))
+            throw new McException($"{what} holds values outside the range of {type.DType.ShortName()} ({type})");
+        return new RefTensor(type.DType, t.Shape.ToArray(), null, ints);
+    }
+
+    /// <summary>The node's type with its symbols replaced by their bound sizes.</summary>
+    private static long[] Resolve(Node node, Dictionary<string, long> bindings) =>
+        node.Type.Shape.Select(d => d.IsKnown ? d.Size
+            : bindings.TryGetValue(d.Symbol!, out var v) ? v
+            : throw new InvalidOperationException($"{Describe(node)}: symbol '{d.Symbol}' of {node.Type} is not bound by any input")).ToArray();
+
+    /// <summary>A result that disagrees with its node's type is an interpreter or typing-rule bug, not a user error.</summary>
+    private static void CheckType(Node node, RefTensor result, Dictionary<string, long> bindings)
+    {
+        var expected = Resolve(node, bindings);
+        if (result.DType != node.Type.DType || !expected.SequenceEqual(result.Shape))
+            throw new InvalidOperationException(
+                $"{Describe(node)}: computed {result} but its type {node.Type} resolves to {node.Type.DType.ShortName()}[{RefTensor.FormatShape(expected)}]");
+    }
+
+    // ---- evaluation ----
+
+    private static RefTensor Compute(Node node, RefTensor[] x, Dictionary<string, long> bindings)
+    {
+        RefTensor? Optional(int i) => x.Length > i ? x[i] : null;
+        return node.Op switch
+        {
+            OpKind.Const => Const(node),
+            var op when op.IsElementwiseBinary() => Elementwise.Binary(node, x[0], x[1]),
+            var op when op.IsElementwiseUnary() => Elementwise.Unary(node, x[0]),
+            OpKind.Linear => LinearAlgebra.Linear(node, x[0], x[1], Optional(2)),
+            OpKind.MatMul => LinearAlgebra.MatMul(node, x[0], x[1]),
+            OpKind.RmsNorm => Normalization.RmsNorm(node, x[0], Optional(1), Optional(2)),
+            OpKind.LayerNorm => Normalization.LayerNorm(node, x[0], Optional(1), Optional(2)),
+            OpKind.Softmax => Normalization.Softmax(node, x[0]),
+            OpKind.ReduceMean => Normalization.ReduceMean(node, x[0]),
+            OpKind.Reshape => ShapeOps.Reshape(node, x[0], Resolve(node, bindings)),
+            OpKind.Transpose => ShapeOps.Transpose(node, x[0]),
+            OpKind.Slice => ShapeOps.Slice(node, x[0]),
+            OpKind.Concat => ShapeOps.Concat(node, x),
+            OpKind.Cast => ShapeOps.Cast(node, x[0]),
+            OpKind.Embedding => Positional.Embedding(node, x[0], x[1]),
+            OpKind.Positions => Positional.Positions(node, x[0]),
+            OpKind.SinusoidalPositions => Positional.SinusoidalPositions(node, x[0]),
+            OpKind.Rope => Positional.Rope(node, x[0], x[1]),
+            OpKind.AlibiBias => Positional.AlibiBias(node, x[0], x[1]),
+            OpKind.RelativePositionBias => Positional.RelativePositionBias(node, x[0], x[1], x[2]),
+            OpKind.Attention => AttentionOps.Attention(node, x[0], x[1], x[2], Optional(3)),
+            OpKind.MoeCombine => AttentionOps.MoeCombine(node, x[0], x[1..]),
+            _ => throw new InvalidOperationException($"the reference interpreter has no implementation of {node.Op.Mnemonic()}"),
+        };
+    }
+
+    private static RefTensor Const(Node node)
+    {
+        double v = node.Attrs.Float("value");
+        var dtype = node.Type.DType;
+        if (dtype.IsFloat()) return new RefTensor(dtype, [], [v], null);
+        return new RefTensor(dtype, [], null, [dtype == DType.Bool ? (v != 0 ? 1 : 0) : (long)Math.Truncate(v)]);
+    }
+
+    /// <summary>
+    /// Brings a freshly computed result to its dtype's precision: float32 rounding in F32 mode, and integers
+    /// wrapped to their width. A reshape shares its input's data, which is already in that form.
+    /// </summary>
+    private RefTensor Finish(Node node, RefTensor result)
+    {
+        if (node.Op == OpKind.Reshape) return result;
+        if (result.F is { } f && _precision == Precision.F32) RoundToFloat32(f);
+        if (result.I is { } l && result.DType != DType.I64)
+            for (int e = 0; e < l.Length; e++) l[e] = WrapInteger(result.DType, l[e]);
+        return result;
+    }
+
+    private static double[] RoundToFloat32(double[] data)
+    {
+        for (int e = 0; e < data.Length; e++) data[e] = (float)data[e];
+        return data;
+    }
+
+    /// <summary>A long reduced to the range of a narrower integer dtype (two's complement wrap-around); bool is 0 or 1.</summary>
+    private static long WrapInteger(DType dtype, long v) => dtype switch
+    {
+        DType.I32 => unchecked((int)v),
+        DType.I8 => unchecked((sbyte)v),
+        DType.U8 => unchecked((byte)v),
+        DType.Bool => v != 0 ? 1 : 0,
+        _ => v,
+    };
+}

@@ -1,0 +1,78 @@
+using ModelCompiler.IR;
+
+namespace ModelCompiler.Backends.Reference.Ops;
+
+/// <summary>Linear and MatMul, accumulating in double in increasing k order (one thread per output row).</summary>
+internal static class LinearAlgebra
+{
+    /// <summary>y[.., n] = Σ_k x[.., k]·w[n, k] + b[n].</summary>
+    public static RefTensor Linear(Node node, RefTensor x, RefTensor w, RefTensor? bias)
+    {
+        int k = (int)w.Shape[1], n = (int)w.Shape[0];
+        if (x.Rank < 1 || x.Shape[^1] != k) throw new InvalidOperationException($"{Interpreter.Describe(node)}: {x} does not match weight {w}");
+        var xs = x.F!;
+        var ws = w.F!;
+        var bs = bias?.F;
+        int rows = Layout.Rows(x.Shape);
+        var shape = x.Shape.ToArray();
+        shape[^1] = n;
+        var y = new double[Layout.Count(shape)];
+        Parallel.For(0, rows, r =>
+        {
+            int xo = r * k;
+            for (int j = 0; j < n; j++)
+            {
+                int wo = j * k;
+                double acc = 0;
+                for (int i = 0; i < k; i++) acc += xs[xo + i] * ws[wo + i];
+                y[r * n + j] = bs is null ? acc : acc + bs[j];
+            }
+        });
+        return new RefTensor(node.Type.DType, shape, y, null);
+    }
+
+    /// <summary>c[..., m, n] = Σ_k a[..., m, k]·b[..., k, n], the batch dims broadcast.</summary>
+    public static RefTensor MatMul(Node node, RefTensor a, RefTensor b)
+    {
+        long m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1];
+        if (b.Shape[^2] != k) throw new InvalidOperationException($"{Interpreter.Describe(node)}: inner dimensions of {a} and {b} differ");
+        var aBatch = a.Shape[..^2];
+        var bBatch = b.Shape[..^2];
+        var batch = Layout.Broadcast(aBatch, bBatch, () => Interpreter.Describe(node));
+        // Which matrix of a and of b each batch entry uses.
+        var aMat = Layout.BroadcastMap(batch, aBatch);
+        var bMat = Layout.BroadcastMap(batch, bBatch);
+        var shape = batch.Concat([m, n]).ToArray();
+        int M = (int)m, K = (int)k, N = (int)n;
+        bool isFloat = a.F is not null;
+        var cf = isFloat ? new double[Layout.Count(shape)] : null;
+        var ci = isFloat ? null : new long[Layout.Count(shape)];
+        Parallel.For(0, aMat.Length * M, row =>
+        {
+            int bi = row / M, mi = row % M;
+            int ao = aMat[bi] * M * K + mi * K, bo = bMat[bi] * K * N, co = (bi * M + mi) * N;
+            if (isFloat)
+            {
+                // Row of c accumulated k-outer; every element still sums its products in increasing k.
+                var acc = new double[N];
+                for (int kk = 0; kk < K; kk++)
+                {
+                    double av = a.F![ao + kk];
+                    for (int j = 0; j < N; j++) acc[j] += av * b.F![bo + kk * N + j];
+                }
+                Array.Copy(acc, 0, cf!, co, N);
+            }
+            else
+            {
+                var acc = new long[N];
+                for (int kk = 0; kk < K; kk++)
+                {
+                    long av = a.I![ao + kk];
+                    for (int j = 0; j < N; j++) acc[j] = unchecked(acc[j] + av * b.I![bo + kk * N + j]);
+                }
+                Array.Copy(acc, 0, ci!, co, N);
+            }
+        });
+        return new RefTensor(node.Type.DType, shape, cf, ci);
+    }
+}

@@ -1,0 +1,62 @@
+using System.CommandLine;
+using ModelCompiler.Frontend;
+using ModelCompiler.Runtime;
+
+namespace ModelCompiler.Cli;
+
+/// <summary>Options several commands share, and how they turn into a loaded model.</summary>
+internal static class CommonOptions
+{
+    public static Argument<string> Model() => new("model") { Description = "the model's .arch file" };
+
+    public static Option<string[]> Set() => new("--set")
+    {
+        Description = "override hyperparameters: --set dim=512 n_layers=2 (repeatable)",
+        AllowMultipleArgumentsPerToken = true,
+        Arity = ArgumentArity.OneOrMore,
+    };
+
+    public static Option<string?> Config() => new("--config")
+    {
+        Description = "a Hugging Face config.json supplying hyperparameters (a --weights folder's config.json is used by default)",
+    };
+
+    public static Option<bool> Json() => new("--json") { Description = "print one JSON object instead of text" };
+
+    public static Dictionary<string, string> ParseSets(string[]? sets)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var s in sets ?? [])
+        {
+            int eq = s.IndexOf('=');
+            if (eq <= 0) throw new McException($"--set {s}: expected name=value");
+            result[s[..eq]] = s[(eq + 1)..];
+        }
+        return result;
+    }
+
+    /// <summary>The config.json to use: --config, else the --weights folder's config.json if it has one.</summary>
+    public static string? ResolveConfig(string? config, string? weights)
+    {
+        if (config is not null)
+        {
+            if (!File.Exists(config)) throw new McException($"{config}: no such file");
+            return config;
+        }
+        if (weights is not null && Directory.Exists(weights))
+        {
+            var candidate = Path.Combine(weights, "config.json");
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+
+    public static LoadedModel Load(string model, string? config, string[]? sets)
+    {
+        if (!File.Exists(model))
+            throw new McException(Directory.Exists(model)
+                ? $"{model}: is a folder; give the model's .arch file (and the folder as --weights)"
+                : $"{model}: no such file");
+        return ModelFrontend.Load(model, config, ParseSets(sets));
+    }
+}

@@ -1,0 +1,44 @@
+using System.CommandLine;
+using ModelCompiler.IR;
+using ModelCompiler.Passes;
+
+namespace ModelCompiler.Cli;
+
+/// <summary><c>mc print-ir model.arch</c>: the dataflow IR in its stable text form.</summary>
+internal static class PrintIrCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var model = CommonOptions.Model();
+        var set = CommonOptions.Set();
+        var config = CommonOptions.Config();
+        var weights = new Option<string?>("--weights") { Description = "a Hugging Face model folder whose config.json supplies hyperparameters" };
+        var locations = new Option<bool>("--locations") { Description = "annotate each node with its .arch source position" };
+        var printAfter = new Option<string[]>("--print-ir-after") { Description = "also print the IR after these passes ('all' for every pass)", AllowMultipleArgumentsPerToken = true };
+        var disable = new Option<string[]>("--disable-pass") { Description = "skip these passes", AllowMultipleArgumentsPerToken = true };
+        var timePasses = new Option<bool>("--time-passes") { Description = "report each pass's time" };
+        var raw = new Option<bool>("--no-passes") { Description = "print the IR exactly as elaborated, before any pass" };
+        var command = new Command("print-ir", "Print a model's dataflow IR (after the interpreter pipeline) in its stable text form.")
+        {
+            model, set, config, weights, locations, printAfter, disable, timePasses, raw,
+        };
+        command.SetAction(parse =>
+        {
+            var loaded = CommonOptions.Load(parse.GetValue(model)!,
+                CommonOptions.ResolveConfig(parse.GetValue(config), parse.GetValue(weights)), parse.GetValue(set));
+            if (!parse.GetValue(raw))
+            {
+                var manager = new PassManager(PassManager.InterpreterPipeline, new PassManager.Options
+                {
+                    PrintIrAfter = (parse.GetValue(printAfter) ?? []).ToHashSet(),
+                    Disabled = (parse.GetValue(disable) ?? []).ToHashSet(),
+                    TimePasses = parse.GetValue(timePasses),
+                });
+                manager.Run(loaded.Graph, cli.Err);
+            }
+            cli.Out.Write(Printer.Print(loaded.Graph, new Printer.Options(ShowLocations: parse.GetValue(locations))));
+            return McApp.Ok;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,85 @@
+namespace ModelCompiler.IR;
+
+/// <summary>
+/// Every operation of the IR. Kept small on purpose: passes pattern-match on these, backends
+/// implement each once. The semantics of each op are documented in docs/architecture.md and
+/// implemented for reference in the interpreter (src/Backends/Reference).
+/// </summary>
+public enum OpKind
+{
+    // Leaves
+    Input,          // a model input, attrs: name
+    Weight,         // a tensor from the checkpoint, attrs: name (checkpoint name), type = stored shape
+    Const,          // a scalar constant, attrs: value (double); type f32[] or i64[]
+
+    // Elementwise binary, numpy broadcasting
+    Add, Sub, Mul, Div, Maximum, Minimum, Pow,
+
+    // Elementwise unary
+    Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, Gelu, GeluTanh, Silu, Abs,
+
+    // Linear algebra
+    Linear,         // x[..., K], w[N, K] (, b[N]) -> [..., N]   (PyTorch's nn.Linear layout)
+    MatMul,         // a[..., M, K], b[..., K, N] -> [..., M, N], batch dims broadcast
+
+    // Normalisation and reductions
+    RmsNorm,        // x[..., D], w[D]: x / sqrt(mean(x^2) + eps) * (offset + w); attrs eps, offset
+    LayerNorm,      // x[..., D], w[D], b[D]: (x - mean) / sqrt(var + eps) * w + b; attrs eps
+    Softmax,        // attrs axis
+    ReduceMean,     // attrs axis, keepdims=1: mean over one axis (kept as size 1)
+
+    // Shapes
+    Reshape,        // the result type is the target shape; element counts must agree
+    Transpose,      // attrs perm
+    Slice,          // attrs axis, start, end (end exclusive)
+    Concat,         // variadic, attrs axis
+    Cast,           // to the result type's dtype
+
+    // Transformer building blocks
+    Embedding,      // ids[...] (integer), table[V, D] -> [..., D]
+    Positions,      // x: positions 0..n-1 (+offset) along x's axis; attrs axis, offset -> i64[n]
+    SinusoidalPositions, // pos i64[S] -> f32[S, dim]; attrs dim, base, interleaved
+    Rope,           // x[B, S, H, D], pos i64[S]; attrs theta, rotary_dim, interleaved, scaling, factor, original_max_positions
+    AlibiBias,      // qpos i64[S], kpos i64[T] -> f32[1, H, S, T]; attrs heads
+    RelativePositionBias, // table[NB, H], qpos i64[S], kpos i64[T] -> f32[1, H, S, T]; attrs bidirectional, num_buckets, max_distance
+    Attention,      // q[B,S,Hq,D], k[B,T,Hkv,D], v[B,T,Hkv,Dv] (, bias broadcastable to [B,Hq,S,T]) -> [B,S,Hq,Dv]; attrs scale, mask, window, sinks, prefix
+    MoeCombine,     // router_logits[..., E], y_0..y_{E-1}[..., D] -> [..., D]; attrs top_k, normalize
+}
+
+/// <summary>What a pass or backend may assume about an op, in one table.</summary>
+public static class OpTraits
+{
+    public static bool IsLeaf(this OpKind op) => op is OpKind.Input or OpKind.Weight or OpKind.Const;
+
+    public static bool IsElementwiseBinary(this OpKind op) =>
+        op is OpKind.Add or OpKind.Sub or OpKind.Mul or OpKind.Div or OpKind.Maximum or OpKind.Minimum or OpKind.Pow;
+
+    public static bool IsElementwiseUnary(this OpKind op) =>
+        op is OpKind.Neg or OpKind.Exp or OpKind.Log or OpKind.Sqrt or OpKind.Rsqrt or OpKind.Tanh or OpKind.Sigmoid
+            or OpKind.Relu or OpKind.Gelu or OpKind.GeluTanh or OpKind.Silu or OpKind.Abs;
+
+    public static bool IsCommutative(this OpKind op) =>
+        op is OpKind.Add or OpKind.Mul or OpKind.Maximum or OpKind.Minimum;
+
+    /// <summary>The op's spelling in the printed IR and in the DSL: snake_case of the enum name.</summary>
+    public static string Mnemonic(this OpKind op) => Mnemonics[(int)op];
+
+    public static bool TryParseMnemonic(string text, out OpKind op) => ByMnemonic.TryGetValue(text, out op);
+
+    private static readonly string[] Mnemonics = Enum.GetValues<OpKind>().Select(ToSnake).ToArray();
+
+    private static readonly Dictionary<string, OpKind> ByMnemonic =
+        Enum.GetValues<OpKind>().ToDictionary(ToSnake, v => v, StringComparer.Ordinal);
+
+    private static string ToSnake(OpKind op)
+    {
+        var name = op.ToString();
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0) sb.Append('_');
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+        return sb.ToString();
+    }
+}
