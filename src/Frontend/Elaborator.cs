@@ -103,10 +103,13 @@ public sealed class Elaborator
                 case For f:
                 {
                     long from = Int(Eval(f.From, frame), f.From.Span), to = Int(Eval(f.To, frame), f.To.Span);
+                    var outer = _scope;
                     for (long k = from; k < to && frame.Returned is null; k++)
                     {
                         frame.Vars[f.Var] = new IntValue(k);
-                        Execute(f.Body, frame);
+                        _scope = Qualify(outer, $"{f.Var}{k}");   // stable names: i3.rope_attention.q
+                        try { Execute(f.Body, frame); }
+                        finally { _scope = outer; }
                     }
                     break;
                 }
@@ -115,6 +118,7 @@ public sealed class Elaborator
                     break;
                 case Return r:
                     if (!frame.IsBlock) throw Error(Codes.ReturnMisplaced, "'return' is only allowed in a block; forward uses 'output name = value'", r.Span);
+                    _builder.CurrentName = _scope;
                     frame.Returned = Eval(r.Value, frame);
                     break;
                 case Output o:
@@ -135,7 +139,9 @@ public sealed class Elaborator
         }
     }
 
-    private void SetName(string local) => _builder.CurrentName = _scope.Length == 0 ? local : $"{_scope}.{local}";
+    private void SetName(string local) => _builder.CurrentName = Qualify(_scope, local);
+
+    private static string Qualify(string scope, string local) => scope.Length == 0 ? local : $"{scope}.{local}";
 
     /// <summary>
     /// A checkpoint tensor: the views (transposed, chunk) are undone to find the stored shape, the
@@ -397,10 +403,12 @@ public sealed class Elaborator
         foreach (var (k, v) in bound) frame.Vars[k] = v;
 
         var savedScope = _scope;
+        var savedName = _builder.CurrentName;
         var key = $"{_scope}/{block.Name}";
         int n = _callCounts.TryGetValue(key, out var c) ? c : 0;
         _callCounts[key] = n + 1;
-        _scope = (_scope.Length == 0 ? "" : _scope + ".") + $"{block.Name}.{n}";
+        // The first call of a block in a scope is "name", later ones "name#1", "name#2".
+        _scope = Qualify(_scope, n == 0 ? block.Name : $"{block.Name}#{n}");
         _calls.Push((block.Name, call.Span));
         try
         {
@@ -410,6 +418,7 @@ public sealed class Elaborator
         {
             _calls.Pop();
             _scope = savedScope;
+            _builder.CurrentName = savedName;
         }
         _span = call.Span;
         return frame.Returned ?? throw Error(Codes.ReturnMisplaced, $"block '{block.Name}' ended without 'return'", block.Span);

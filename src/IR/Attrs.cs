@@ -73,7 +73,7 @@ public sealed class Attrs : IEquatable<Attrs>
         if (double.IsPositiveInfinity(d)) return "inf";
         if (double.IsNegativeInfinity(d)) return "-inf";
         if (double.IsNaN(d)) return "nan";
-        var s = d.ToString("R", CultureInfo.InvariantCulture);
+        var s = d.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal);
         return s.Contains('.') || s.Contains('E') || s.Contains('e') ? s : s + ".0";
     }
 

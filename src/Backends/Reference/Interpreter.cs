@@ -176,6 +176,7 @@ public sealed class Interpreter
 
     private static RefTensor Compute(Node node, RefTensor[] x, Dictionary<string, long> bindings)
     {
+        CheckOperandKinds(node, x);
         RefTensor? Optional(int i) => x.Length > i ? x[i] : null;
         return node.Op switch
         {
@@ -203,6 +204,35 @@ public sealed class Interpreter
             OpKind.MoeCombine => AttentionOps.MoeCombine(node, x[0], x[1..]),
             _ => throw new InvalidOperationException($"the reference interpreter has no implementation of {node.Op.Mnemonic()}"),
         };
+    }
+
+    /// <summary>
+    /// Which operands must hold floats ('f') or integers ('i'); others may hold either. The typing rules do not
+    /// check every operand (a linear's weight, an attention bias, router logits), so a graph can get here with
+    /// an integer tensor where the op computes in floats.
+    /// </summary>
+    private static string? OperandKinds(OpKind op) => op switch
+    {
+        var o when o.IsElementwiseUnary() => "f",
+        OpKind.Linear or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
+            or OpKind.Attention or OpKind.MoeCombine => "ffff", // every operand (MoeCombine's beyond 4 too)
+        OpKind.Embedding => "i",
+        OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
+        OpKind.Rope => "fi",
+        OpKind.RelativePositionBias => "fii",
+        _ => null,
+    };
+
+    private static void CheckOperandKinds(Node node, RefTensor[] x)
+    {
+        var kinds = OperandKinds(node.Op);
+        if (kinds is null) return;
+        for (int i = 0; i < x.Length; i++)
+        {
+            char want = i < kinds.Length ? kinds[i] : kinds[^1] == 'f' && kinds.All(c => c == 'f') ? 'f' : ' ';
+            if (want == 'f' && !x[i].IsFloat || want == 'i' && x[i].IsFloat)
+                throw new McException($"{Describe(node)}: operand {i + 1} must hold {(want == 'f' ? "floats" : "integers")}, got {x[i]}");
+        }
     }
 
     private static RefTensor Const(Node node)
