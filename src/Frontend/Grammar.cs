@@ -259,7 +259,7 @@ internal sealed class Grammar
         // name: 4096 / eps: 1e-5
         Parser<Arg> arg =
             (from name in Identifier()
-             from colon in Sym(":")
+             from colon in Op(":")
              from value in expr
              select new Arg(name.Span, name.Name, value))
             .Or(i => expr.Select(e => new Arg(e.Span, null, e))(i));
@@ -274,7 +274,7 @@ internal sealed class Grammar
         // linear(x, w, eps: 1e-5)
         Parser<Expr> call =
             from callee in Identifier()
-            from open in Sym("(")
+            from open in Op("(")
             from args in CommaList(arg, ")")
             from close in Sym(")")
             select (Expr)new Call(callee.Span, callee.Name, args);
@@ -498,10 +498,21 @@ internal sealed class Grammar
             if (at.Position == start.Position && _expected.Any(e => e.StartsWith("declaration", StringComparison.Ordinal)))
                 return new Diagnostic(Severity.Error, Codes.UnknownDeclaration, span,
                     $"expected a declaration (import, model, hyper, input, block, forward or ignore), found {found}");
-            var expected = _expected.Count == 0 ? "something else" : Join(_expected);
+            var expected = _expected.Count == 0 ? "something else" : Join(Summarise(_expected));
             if (at.AtEnd && _expected.Contains("'}'"))
                 return new Diagnostic(Severity.Error, Codes.UnclosedBrace, span, $"unexpected end of file: expected {expected} (a '{{' is not closed)");
             return new Diagnostic(Severity.Error, Codes.Syntax, span, $"expected {expected}, found {found}");
+        }
+
+        private static readonly string[] ExpressionStarts = ["'!'", "'('", "'-'", "'['", "'false'", "'true'", "identifier", "number", "string"];
+
+        /// <summary>Everything that can start an expression reads better as "expression".</summary>
+        private static IReadOnlyCollection<string> Summarise(SortedSet<string> expected)
+        {
+            if (!expected.Contains("number") || !expected.Contains("string")) return expected;
+            var rest = expected.Except(ExpressionStarts).ToList();
+            rest.Add("expression");
+            return rest;
         }
 
         private static string Join(IReadOnlyCollection<string> items)

@@ -42,7 +42,7 @@ internal static class StaticChecker
             var scope = new HashSet<string>(symbols.Concat(hypers).Concat(source.Inputs.Select(i => i.Name)), StringComparer.Ordinal);
             CheckBody(forward.Body, scope, source, diagnostics, inBlock: false);
         }
-        else if (source.ModelName is not null || source.Hypers.Count > 0 || source.Inputs.Count > 0)
+        else if (!diagnostics.HasErrors && (source.ModelName is not null || source.Hypers.Count > 0 || source.Inputs.Count > 0))
         {
             diagnostics.Error(Codes.MissingDeclaration, source.ModelSpan ?? new SourceSpan(source.RootPath, 1, 1),
                 "the model has no 'forward { ... }' declaration");

@@ -64,7 +64,9 @@ public static class ShapeInference
             case OpKind.RmsNorm:
             case OpKind.LayerNorm:
             {
-                if (ins.Count < 1 || ins.Count > 3) throw new ShapeError($"{op.Mnemonic()} takes (x[, weight[, bias]])");
+                int most = op == OpKind.RmsNorm ? 2 : 3;
+                if (ins.Count < 1 || ins.Count > most)
+                    throw new ShapeError(op == OpKind.RmsNorm ? "rms_norm takes (x[, weight])" : "layer_norm takes (x[, weight[, bias]])");
                 Float(op, ins[0]);
                 for (int i = 1; i < ins.Count; i++)
                     if (ins[i].Rank != 1 || !Same(ins[i][0], ins[0][-1]))
@@ -147,7 +149,7 @@ public static class ShapeInference
             case OpKind.SinusoidalPositions:
                 Arity(op, ins, 1);
                 Positions(op, ins[0]);
-                return new TensorType(DType.F32, ins[0][0], attrs.Int("dim"));
+                return new TensorType(DType.F32, ins[0][0], Positive(op, "dim", attrs.Int("dim")));
             case OpKind.Rope:
             {
                 Arity(op, ins, 2);
@@ -158,13 +160,18 @@ public static class ShapeInference
                 long rd = attrs.Int("rotary_dim");
                 if (rd <= 0 || rd % 2 != 0 || (ins[0][3].IsKnown && rd > ins[0][3].Size))
                     throw new ShapeError($"rope: rotary_dim {rd} must be even and at most head_dim {ins[0][3]}");
+                var scaling = attrs.Str("scaling", "none");
+                if (scaling is not ("none" or "linear" or "dynamic"))
+                    throw new ShapeError($"rope: unknown scaling '{scaling}' (expected none, linear or dynamic)");
+                if (scaling == "dynamic" && (attrs.Int("original_max_positions", 0) <= 0 || rd <= 2))
+                    throw new ShapeError("rope: dynamic scaling needs original_max_positions > 0 and rotary_dim > 2");
                 return ins[0];
             }
             case OpKind.AlibiBias:
                 Arity(op, ins, 2);
                 Positions(op, ins[0]);
                 Positions(op, ins[1]);
-                return new TensorType(DType.F32, 1, attrs.Int("heads"), ins[0][0], ins[1][0]);
+                return new TensorType(DType.F32, 1, Positive(op, "heads", attrs.Int("heads")), ins[0][0], ins[1][0]);
             case OpKind.RelativePositionBias:
                 Arity(op, ins, 3);
                 if (ins[0].Rank != 2 || !ins[0][0].IsKnown || ins[0][0].Size != attrs.Int("num_buckets"))
@@ -201,6 +208,7 @@ public static class ShapeInference
             {
                 if (ins.Count < 2) throw new ShapeError("moe_combine takes (router_logits, expert outputs...)");
                 var logits = ins[0];
+                if (logits.Rank < 1 || ins[1].Rank < 1) throw new ShapeError($"moe_combine: router logits {logits} and expert outputs {ins[1]} need at least one axis");
                 int experts = ins.Count - 1;
                 if (!logits[-1].IsKnown || logits[-1].Size != experts)
                     throw new ShapeError($"moe_combine: router logits {logits} score {logits[-1]} experts but {experts} expert outputs were given");
@@ -256,6 +264,9 @@ public static class ShapeInference
     }
 
     private static bool Same(Dim a, Dim b) => a == b;
+
+    private static long Positive(OpKind op, string attr, long value) =>
+        value > 0 ? value : throw new ShapeError($"{op.Mnemonic()}: {attr} must be positive, got {value}");
 
     private static string Last(TensorType t) => t.Rank == 0 ? "(scalar)" : t[-1].ToString();
 

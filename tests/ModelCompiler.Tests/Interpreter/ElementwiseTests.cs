@@ -93,9 +93,9 @@ public sealed class ElementwiseTests
         m.Graph.SetOutput("big", big);
         m.Graph.SetOutput("pow", pow);
         var r = m.RunAll();
-        Assert.Equal([3L, -3, -3, 3], r["div"].I);
-        Assert.Equal([7L << 40, -7L << 40, 7L << 40, -7L << 40], r["big"].I);
-        Assert.Equal([8L, 8, -8, -8], r["pow"].I);
+        Assert.Equal([3L, -3, -3, 3], r["div"].I!);
+        Assert.Equal([7L << 40, -7L << 40, 7L << 40, -7L << 40], r["big"].I!);
+        Assert.Equal([8L, 8, -8, -8], r["pow"].I!);
         Assert.Equal(DType.I64, r["div"].DType);
     }
 

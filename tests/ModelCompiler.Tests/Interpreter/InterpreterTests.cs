@@ -134,6 +134,41 @@ public sealed class InterpreterTests
     }
 
     [Fact]
+    public void F32ModeStaysWithinFloatPrecisionOfF64OnALayer()
+    {
+        // rms_norm → q/k/v projections → rope → causal attention → silu: F32 mode rounds every node, so it
+        // drifts from F64 by a few float32 ulps, well inside 1e-6 of the output's scale.
+        const int S = 4, H = 2, Dh = 4, D = H * Dh;
+        var m = new TestModel();
+        var x = m.Input("x", F([1, S, D], Noise(40, S * D).Select(v => (double)(float)v).ToArray()));
+        var pos = m.Input("pos", Ints([S], 0, 1, 2, 3));
+        var h = m.Add(OpKind.RmsNorm, [x, m.Weight("norm", F([D], Noise(41, D).Select(v => (double)(float)(1 + v)).ToArray()))], A(("eps", 1e-5)));
+        Node Proj(string name, int seed) => m.B.Reshape(
+            m.B.Linear(h, m.Weight(name, F([D, D], Noise(seed, D * D).Select(v => (double)(float)v).ToArray()))), 1, S, H, Dh);
+        var rope = A(("theta", 10000.0), ("rotary_dim", Dh));
+        var q = m.Add(OpKind.Rope, [Proj("q", 42), pos], rope);
+        var k = m.Add(OpKind.Rope, [Proj("k", 43), pos], rope);
+        var att = m.Add(OpKind.Attention, [q, k, Proj("v", 44)], A(("mask", "causal")));
+        m.Graph.SetOutput("y", m.B.Unary(OpKind.Silu, att));
+        var f64 = m.RunAll(Precision.F64)["y"].F!;
+        var f32 = m.RunAll(Precision.F32)["y"];
+        Assert.All(f32.F!, v => Assert.Equal(v, (double)(float)v));
+        double scale = f64.Max(Math.Abs);
+        for (int e = 0; e < f64.Length; e++)
+            Assert.True(Math.Abs(f32.F![e] - f64[e]) <= 1e-6 * scale, $"element {e}: {f32.F[e]:R} vs {f64[e]:R}");
+    }
+
+    [Fact]
+    public void IntegerOperandWhereTheOpComputesInFloatsNamesTheNode()
+    {
+        var m = new TestModel();
+        var x = m.Input("x", F([1, 2], 1, 2));
+        m.B.CurrentName = "proj";
+        var e = Assert.Throws<McException>(() => m.Run(m.B.Linear(x, m.Weight("w", Ints([2, 2], 1, 0, 0, 1)))));
+        Assert.Equal("linear 'proj': operand 2 must hold floats, got i64[2,2]", e.Message);
+    }
+
+    [Fact]
     public void F32ModeRoundsInputsWithoutTouchingTheCallersArray()
     {
         double[] data = [0.1, 0.25];

@@ -44,8 +44,8 @@ public sealed class EmbeddingAndPositionsTests
         m.Graph.SetOutput("batch", m.Add(OpKind.Positions, [x], A(("axis", 0))));
         var r = m.RunAll();
         Assert.Equal(DType.I64, r["seq"].DType);
-        Assert.Equal([3L, 4, 5, 6, 7], r["seq"].I);
-        Assert.Equal([0L, 1], r["batch"].I);
+        Assert.Equal([3L, 4, 5, 6, 7], r["seq"].I!);
+        Assert.Equal([0L, 1], r["batch"].I!);
     }
 
     [Fact]

@@ -92,7 +92,7 @@ public sealed class ShapeOpsTests
     {
         var m = new TestModel();
         var y = m.Run(m.Add(OpKind.Concat, [m.Input("a", Ints([2], 1, 2)), m.Input("b", Ints([1], 3))], A(("axis", 0))));
-        Assert.Equal([1L, 2, 3], y.I);
+        Assert.Equal([1L, 2, 3], y.I!);
     }
 
     [Fact]
@@ -105,7 +105,7 @@ public sealed class ShapeOpsTests
         m.Graph.SetOutput("f", m.Add(OpKind.Cast, [toInt], null, new TensorType(DType.F32, 4)));
         var r = m.RunAll();
         Assert.Equal(DType.I64, r["i"].DType);
-        Assert.Equal([1L, -1, 2, 0], r["i"].I);
+        Assert.Equal([1L, -1, 2, 0], r["i"].I!);
         Check.Close([1, -1, 2, 0], r["f"]);
     }
 }

@@ -1,0 +1,38 @@
+using System.Diagnostics;
+using ModelCompiler.Cli;
+
+namespace ModelCompiler.Tests.Cli;
+
+/// <summary>Runs <c>mc</c> in-process (fast) or as the real executable (exit codes, no stack traces).</summary>
+public static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Out, string Err);
+
+    public static Result Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = McApp.Run(args, stdout, stderr);
+        return new Result(code, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>Starts the built mc.dll with `dotnet`, as a user's shell would.</summary>
+    public static Result RunProcess(params string[] args)
+    {
+        var mc = Path.Combine(AppContext.BaseDirectory, "mc.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        start.ArgumentList.Add(mc);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var outTask = process.StandardOutput.ReadToEndAsync();
+        var errTask = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(120_000)) { process.Kill(); throw new TimeoutException("mc did not finish in 120 s"); }
+        return new Result(process.ExitCode, outTask.Result, errTask.Result);
+    }
+
+    public static string Example(string name) => Path.Combine(AppContext.BaseDirectory, "examples", name);
+
+    public static string Oracle(string family) => Path.Combine(AppContext.BaseDirectory, "oracles", family);
+
+    public static string TempFile(string name) => Path.Combine(Path.GetTempPath(), $"mc-test-{Guid.NewGuid():N}-{name}");
+}

@@ -1,0 +1,100 @@
+using ModelCompiler.Runtime;
+
+namespace ModelCompiler.Tests.Cli;
+
+/// <summary>
+/// The foundation's proof: `mc eval` itself, on the Hugging Face reference models, against logits and
+/// greedy tokens that Hugging Face transformers computed (tests/oracles, copied from shared/oracles).
+/// </summary>
+public class EvalOracleTests
+{
+    [Theory]
+    [InlineData("llama", "llama.arch")]
+    [InlineData("gpt2", "gpt2.arch")]
+    public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
+    {
+        var oracle = CliRunner.Oracle(family);
+        var reference = Path.Combine(oracle, "reference.safetensors");
+        var output = CliRunner.TempFile("out.safetensors");
+        using var refFile = SafetensorsFile.Open(reference);
+        var expectedGreedy = refFile.ReadInt64("greedy_ids");
+        var inputIds = refFile.Get("input_ids");
+        int steps = expectedGreedy.Length - (int)inputIds.Shape[1];
+
+        var result = CliRunner.Run("eval", CliRunner.Example(arch), "--weights", oracle, "--inputs", reference,
+            "--out", output, "--generate", steps.ToString());
+        Assert.True(result.ExitCode == 0, result.Err);
+        try
+        {
+            using var outFile = SafetensorsFile.Open(output);
+            var logits = outFile.Get("logits");
+            Assert.Equal(DType.F32, logits.DType);
+            Assert.Equal(refFile.Get("logits").Shape, logits.Shape);
+            var expected = refFile.ReadFloat32("logits");
+            var actual = outFile.ReadFloat32("logits");
+            double maxDiff = 0, maxRef = 0;
+            for (int i = 0; i < expected.Length; i++)
+            {
+                maxDiff = Math.Max(maxDiff, Math.Abs(expected[i] - actual[i]));
+                maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
+            }
+            Assert.True(maxDiff / maxRef <= 1e-4, $"{family}: max|diff|/max|ref| = {maxDiff / maxRef:E3}");
+
+            var greedy = outFile.Get("greedy_ids");
+            Assert.Equal(DType.I64, greedy.DType);
+            Assert.Equal(new long[] { 1, expectedGreedy.Length }, greedy.Shape);
+            Assert.Equal(expectedGreedy, outFile.ReadInt64("greedy_ids"));
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Fact]
+    public void EvalWithoutGenerateWritesOnlyLogitsAndJsonDescribesThem()
+    {
+        var oracle = CliRunner.Oracle("llama");
+        var output = CliRunner.TempFile("out.safetensors");
+        var result = CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", oracle,
+            "--inputs", Path.Combine(oracle, "reference.safetensors"), "--out", output, "--json");
+        Assert.True(result.ExitCode == 0, result.Err);
+        using (var outFile = SafetensorsFile.Open(output))
+            Assert.Equal(["logits"], outFile.Tensors.Select(t => t.Name));
+        File.Delete(output);
+        using var json = System.Text.Json.JsonDocument.Parse(result.Out);
+        Assert.Equal("interpreter", json.RootElement.GetProperty("target").GetString());
+        Assert.Equal([2, 12, 256], json.RootElement.GetProperty("outputs").GetProperty("logits").GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
+    }
+
+    [Fact]
+    public void F64PrecisionAgreesWithF32WithinTolerance()
+    {
+        var oracle = CliRunner.Oracle("gpt2");
+        var reference = Path.Combine(oracle, "reference.safetensors");
+        var output = CliRunner.TempFile("out.safetensors");
+        var result = CliRunner.Run("eval", CliRunner.Example("gpt2.arch"), "--weights", oracle, "--inputs", reference, "--out", output, "--precision", "f64");
+        Assert.True(result.ExitCode == 0, result.Err);
+        using var outFile = SafetensorsFile.Open(output);
+        using var refFile = SafetensorsFile.Open(reference);
+        var expected = refFile.ReadFloat32("logits");
+        var actual = outFile.ReadFloat32("logits");
+        double maxRef = expected.Max(Math.Abs);
+        Assert.True(expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second)) / maxRef <= 1e-4);
+        outFile.Dispose();
+        File.Delete(output);
+    }
+
+    [Fact]
+    public void SingleSafetensorsFileAsWeightsUsesDefaultsAndSet()
+    {
+        // Without a folder there is no config.json: the sizes come from --set.
+        var oracle = CliRunner.Oracle("llama");
+        var output = CliRunner.TempFile("out.safetensors");
+        var result = CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", Path.Combine(oracle, "model.safetensors"),
+            "--inputs", Path.Combine(oracle, "reference.safetensors"), "--out", output,
+            "--set", "vocab=256", "dim=64", "n_layers=2", "n_heads=4", "n_kv_heads=2", "ffn_dim=160");
+        Assert.True(result.ExitCode == 0, result.Err);
+        File.Delete(output);
+    }
+}
