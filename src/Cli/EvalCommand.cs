@@ -6,6 +6,7 @@ using ModelCompiler.Backends.Reference;
 using ModelCompiler.IR;
 using ModelCompiler.Passes;
 using ModelCompiler.Runtime;
+using Spectre.Console;
 
 namespace ModelCompiler.Cli;
 
@@ -67,7 +68,7 @@ internal static class EvalCommand
             long[]? greedy = null;
             if (steps > 0)
             {
-                greedy = Generate(graph, interpreter, feeds, Weight, steps);
+                greedy = WithProgress(cli, steps, progress => Generate(graph, interpreter, feeds, Weight, steps, progress));
                 written.Add(TensorData.FromInt64("greedy_ids", [1, greedy.Length], greedy));
             }
             var outPath = parse.GetValue(output)!;
@@ -112,8 +113,22 @@ internal static class EvalCommand
     }
 
     /// <summary>Greedy decoding of batch row 0 (decoder-only), or of the decoder given row 0 as the encoder's input.</summary>
+    /// <summary>Shows a progress bar on an interactive terminal's stderr; silent when stderr is redirected (scripts, tests).</summary>
+    private static long[] WithProgress(CliContext cli, int steps, Func<Action<int>?, long[]> work)
+    {
+        if (!ReferenceEquals(cli.Err, Console.Error) || Console.IsErrorRedirected) return work(null);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        long[] result = [];
+        console.Progress().Start(context =>
+        {
+            var task = context.AddTask("greedy decoding (interpreter)", maxValue: steps);
+            result = work(done => task.Value = done);
+        });
+        return result;
+    }
+
     internal static long[] Generate(Graph graph, Interpreter interpreter, Dictionary<string, RefTensor> feeds,
-        Func<string, TensorType, RefTensor> weights, int steps)
+        Func<string, TensorType, RefTensor> weights, int steps, Action<int>? progress = null)
     {
         var eos = GreedyDecoder.EosIds(graph);
         if (!feeds.TryGetValue("input_ids", out var inputIds) || inputIds.Shape.Length != 2)
@@ -135,9 +150,9 @@ internal static class EvalCommand
             return logits.ToFloat32().AsSpan((int)(logits.ElementCount - vocab), (int)vocab).ToArray();
         }
 
-        if (!encoderDecoder) return GreedyDecoder.Generate(row0, steps, eos, LastLogits);
+        if (!encoderDecoder) return GreedyDecoder.Generate(row0, steps, eos, LastLogits, progress);
         if (!graph.TryGetHyperparameter<long>("decoder_start_token_id", out var start))
             throw new McException("--generate on an encoder-decoder needs the hyperparameter decoder_start_token_id");
-        return GreedyDecoder.Generate([start], steps, eos, LastLogits);
+        return GreedyDecoder.Generate([start], steps, eos, LastLogits, progress);
     }
 }

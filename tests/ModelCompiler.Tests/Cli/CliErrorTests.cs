@@ -80,57 +80,44 @@ public class CliErrorTests
         AssertOneLineError(r, "model.safetensors");
     }
 
-    [Fact]
-    public void UnsupportedConfigKeyIsNamed()
+    /// <summary>Runs eval on the llama oracle with its config.json rewritten by <paramref name="edit"/>.</summary>
+    private static CliRunner.Result EvalWithConfig(Func<string, string> edit)
     {
         var dir = Directory.CreateTempSubdirectory("mc-cfg").FullName;
-        var config = File.ReadAllText(Path.Combine(Llama, "config.json")).Replace("\"attention_bias\": false,", "\"attention_bias\": false, \"quantization_config\": {\"bits\": 4},");
-        File.WriteAllText(Path.Combine(dir, "config.json"), config);
-        File.Copy(Path.Combine(Llama, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
-        var r = CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", dir,
-            "--inputs", Path.Combine(Llama, "reference.safetensors"), "--out", CliRunner.TempFile("o.safetensors"));
-        Directory.Delete(dir, true);
-        AssertOneLineError(r, "config.json", "quantization_config");
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "config.json"), edit(File.ReadAllText(Path.Combine(Llama, "config.json"))));
+            File.Copy(Path.Combine(Llama, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+            return CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", dir,
+                "--inputs", Path.Combine(Llama, "reference.safetensors"), "--out", CliRunner.TempFile("o.safetensors"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
+
+    [Fact]
+    public void UnsupportedConfigKeyIsNamed() =>
+        AssertOneLineError(EvalWithConfig(c => c.Replace("\"attention_bias\": false,", "\"attention_bias\": false, \"quantization_config\": {\"bits\": 4},")),
+            "config.json", "quantization_config");
 
     [Fact]
     public void UnsupportedRopeTypeIsAnError()
     {
-        var dir = Directory.CreateTempSubdirectory("mc-rope").FullName;
-        var config = File.ReadAllText(Path.Combine(Llama, "config.json")).Replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\"");
-        File.WriteAllText(Path.Combine(dir, "config.json"), config);
-        File.Copy(Path.Combine(Llama, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
-        var r = CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", dir,
-            "--inputs", Path.Combine(Llama, "reference.safetensors"), "--out", CliRunner.TempFile("o.safetensors"));
-        Directory.Delete(dir, true);
+        var r = EvalWithConfig(c => c.Replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\""));
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("MC0214", r.Err);
         Assert.Contains("yarn", r.Err);
     }
 
     [Fact]
-    public void MalformedConfigJsonNamesFileAndPosition()
-    {
-        var dir = Directory.CreateTempSubdirectory("mc-json").FullName;
-        File.WriteAllText(Path.Combine(dir, "config.json"), "{\n  \"hidden_size\": 64,\n  oops\n}");
-        File.Copy(Path.Combine(Llama, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
-        var r = CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", dir,
-            "--inputs", Path.Combine(Llama, "reference.safetensors"), "--out", CliRunner.TempFile("o.safetensors"));
-        Directory.Delete(dir, true);
-        AssertOneLineError(r, "config.json:3:");
-    }
+    public void MalformedConfigJsonNamesFileAndPosition() =>
+        AssertOneLineError(EvalWithConfig(_ => "{\n  \"hidden_size\": 64,\n  oops\n}"), "config.json:3:");
 
     [Fact]
-    public void ConfigValueOfWrongType()
-    {
-        var dir = Directory.CreateTempSubdirectory("mc-type").FullName;
-        File.WriteAllText(Path.Combine(dir, "config.json"), File.ReadAllText(Path.Combine(Llama, "config.json")).Replace("\"hidden_size\": 64", "\"hidden_size\": \"64\""));
-        File.Copy(Path.Combine(Llama, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
-        var r = CliRunner.Run("eval", CliRunner.Example("llama.arch"), "--weights", dir,
-            "--inputs", Path.Combine(Llama, "reference.safetensors"), "--out", CliRunner.TempFile("o.safetensors"));
-        Directory.Delete(dir, true);
-        AssertOneLineError(r, "hidden_size", "int");
-    }
+    public void ConfigValueOfWrongType() =>
+        AssertOneLineError(EvalWithConfig(c => c.Replace("\"hidden_size\": 64", "\"hidden_size\": \"64\"")), "hidden_size", "int");
 
     [Fact]
     public void UnknownSetNameListsTheKnownOnes() =>
