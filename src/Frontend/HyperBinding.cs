@@ -40,6 +40,8 @@ public static class HyperBinding
             var type = h.Type.Name;
             Value value;
             if (sets.TryGetValue(h.Name, out var text)) value = ParseSet(h.Name, type, text);
+            else if (config is not null && type is "ints" or "floats" && ExplicitNull(config, h.ConfigKeys))
+                value = new ListValue([]);   // "eos_token_id": null means no such ids, not "use the default"
             else if (config is not null && FindKey(config, h.ConfigKeys) is { } found)
                 value = FromJson(found.Node, type) ?? throw new McException(
                     $"{configPath}: '{found.Key}' is {found.Node.ToJsonString()}, but hyperparameter '{h.Name}' is {Article(type)}");
@@ -80,6 +82,21 @@ public static class HyperBinding
             if (node is not null) return (key, node);
         }
         return null;
+    }
+
+    /// <summary>Whether the first of <paramref name="keys"/> that the config mentions is there as an explicit null.</summary>
+    private static bool ExplicitNull(JsonObject config, IEnumerable<string> keys)
+    {
+        foreach (var key in keys)
+        {
+            JsonNode? parent = config;
+            var parts = key.Split('.');
+            foreach (var part in parts[..^1])
+                parent = parent is JsonObject o && o.TryGetPropertyValue(part, out var child) ? child : null;
+            if (parent is JsonObject last && last.TryGetPropertyValue(parts[^1], out var value))
+                return value is null;
+        }
+        return false;
     }
 
     private static string Article(string type) => type is "int" or "ints" ? $"an {type}" : $"a {type}";

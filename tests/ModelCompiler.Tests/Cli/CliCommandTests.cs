@@ -116,3 +116,45 @@ public class CliCommandTests
         File.Delete(output);
     }
 }
+
+public class HyperBindingFromConfigTests
+{
+    private static string PrintIr(string configJson, params string[] extra)
+    {
+        var dir = Directory.CreateTempSubdirectory("mc-hyper").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "config.json"), configJson);
+            var r = CliRunner.Run(["print-ir", CliRunner.Example("llama.arch"), "--weights", dir, .. extra]);
+            Assert.True(r.ExitCode == 0, r.Err);
+            return r.Out;
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    private const string Tiny = "\"vocab_size\": 32, \"hidden_size\": 16, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"intermediate_size\": 24";
+
+    [Fact]
+    public void NullEosMeansNoEosAndAListIsKept()
+    {
+        Assert.Contains("hyper eos_token_id = []", PrintIr("{" + Tiny + ", \"eos_token_id\": null}"));
+        Assert.Contains("hyper eos_token_id = [5,7]", PrintIr("{" + Tiny + ", \"eos_token_id\": [5, 7]}"));
+        Assert.Contains("hyper eos_token_id = [2]", PrintIr("{" + Tiny + "}"));   // absent: the .arch default
+    }
+
+    [Fact]
+    public void NullScalarFallsBackToDefaultExpression()
+    {
+        // head_dim: null (Mixtral's config) means "derive it": dim // n_heads.
+        Assert.Contains("hyper head_dim = 8", PrintIr("{" + Tiny + ", \"head_dim\": null}"));
+    }
+
+    [Fact]
+    public void OlderRopeThetaSpellingAndTiedHead()
+    {
+        var ir = PrintIr("{" + Tiny + ", \"rope_theta\": 500000.0, \"rope_scaling\": null, \"tie_word_embeddings\": true, \"attention_bias\": true}");
+        Assert.Contains("theta=500000.0", ir);
+        Assert.DoesNotContain("lm_head.weight", ir);
+        Assert.Contains("model.layers.0.self_attn.q_proj.bias", ir);
+    }
+}
