@@ -11,6 +11,9 @@ public class EvalOracleTests
     [Theory]
     [InlineData("llama", "llama.arch")]
     [InlineData("gpt2", "gpt2.arch")]
+    [InlineData("llama_mha", "llama.arch")]         // generated with tools/gen_oracles.py, seed offset 300
+    [InlineData("llama_mqa", "llama.arch")]
+    [InlineData("llama_rope_theta", "llama.arch")]
     public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
     {
         var oracle = CliRunner.Oracle(family);
