@@ -15,6 +15,7 @@ public sealed class ZooOracleTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("mistral_swa", "mistral.arch")]
+    [InlineData("mixtral_moe", "mixtral.arch")]
     public void MatchesHuggingFace(string family, string arch)
     {
         var folder = Path.Combine(AppContext.BaseDirectory, "oracles", family);
