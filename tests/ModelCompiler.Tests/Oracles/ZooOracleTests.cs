@@ -16,6 +16,7 @@ public sealed class ZooOracleTests(ITestOutputHelper output)
     [Theory]
     [InlineData("mistral_swa", "mistral.arch")]
     [InlineData("mixtral_moe", "mixtral.arch")]
+    [InlineData("bloom", "bloom.arch")]
     public void MatchesHuggingFace(string family, string arch)
     {
         var folder = Path.Combine(AppContext.BaseDirectory, "oracles", family);
