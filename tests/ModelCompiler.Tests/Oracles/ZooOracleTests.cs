@@ -17,6 +17,7 @@ public sealed class ZooOracleTests(ITestOutputHelper output)
     [InlineData("mistral_swa", "mistral.arch")]
     [InlineData("mixtral_moe", "mixtral.arch")]
     [InlineData("bloom", "bloom.arch")]
+    [InlineData("bert", "bert.arch")]
     public void MatchesHuggingFace(string family, string arch)
     {
         var folder = Path.Combine(AppContext.BaseDirectory, "oracles", family);
