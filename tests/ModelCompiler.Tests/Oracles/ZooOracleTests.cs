@@ -18,6 +18,7 @@ public sealed class ZooOracleTests(ITestOutputHelper output)
     [InlineData("mixtral_moe", "mixtral.arch")]
     [InlineData("bloom", "bloom.arch")]
     [InlineData("bert", "bert.arch")]
+    [InlineData("t5", "t5.arch")]
     public void MatchesHuggingFace(string family, string arch)
     {
         var folder = Path.Combine(AppContext.BaseDirectory, "oracles", family);
