@@ -19,6 +19,10 @@ public sealed class ZooOracleTests(ITestOutputHelper output)
     [InlineData("bloom", "bloom.arch")]
     [InlineData("bert", "bert.arch")]
     [InlineData("t5", "t5.arch")]
+    // Variants generated with the same recipe for the options the shared oracles leave untested.
+    [InlineData("bloom_alibi6", "bloom.arch")]      // 6 heads: ALiBi slopes for a head count that is not a power of two
+    [InlineData("bloom_postres", "bloom.arch")]     // apply_residual_connection_post_layernorm
+    [InlineData("t5_geglu", "t5.arch")]             // gated-gelu MLP (wi_0/wi_1), decoder output not scaled
     public void MatchesHuggingFace(string family, string arch)
     {
         var folder = Path.Combine(AppContext.BaseDirectory, "oracles", family);
