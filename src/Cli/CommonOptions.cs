@@ -7,7 +7,7 @@ namespace ModelCompiler.Cli;
 /// <summary>Options several commands share, and how they turn into a loaded model.</summary>
 internal static class CommonOptions
 {
-    public static Argument<string> Model() => new("model") { Description = "the model's .arch file" };
+    public static Argument<string> Model() => new("model") { Description = "the model: an .arch file, or a Hugging Face folder (config.json picks the built-in template)" };
 
     public static Option<string[]> Set() => new("--set")
     {
@@ -53,10 +53,23 @@ internal static class CommonOptions
 
     public static LoadedModel Load(string model, string? config, string[]? sets)
     {
-        if (!File.Exists(model))
-            throw new McException(Directory.Exists(model)
-                ? $"{model}: is a folder; give the model's .arch file (and the folder as --weights)"
-                : $"{model}: no such file");
+        if (Directory.Exists(model))
+        {
+            if (!HuggingFaceImport.IsModelFolder(model))
+                throw new McException($"{model}: a folder without config.json; give an .arch file or a Hugging Face model folder");
+            if (config is not null && Path.GetFullPath(config) != Path.GetFullPath(Path.Combine(model, "config.json")))
+                throw new McException($"--config {config}: a Hugging Face folder brings its own config.json; edit that or use --set");
+            return HuggingFaceImport.Load(model, ParseSets(sets));
+        }
+        if (!File.Exists(model)) throw new McException($"{model}: no such file");
         return ModelFrontend.Load(model, config, ParseSets(sets));
+    }
+
+    /// <summary>The weights to use: --weights, else the model itself when it is a Hugging Face folder.</summary>
+    public static string ResolveWeights(string model, string? weights)
+    {
+        if (weights is not null) return weights;
+        if (HuggingFaceImport.IsModelFolder(model)) return model;
+        throw new McException($"{model}: an .arch file needs --weights (a Hugging Face folder or a .safetensors file)");
     }
 }

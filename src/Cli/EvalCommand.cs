@@ -21,7 +21,7 @@ internal static class EvalCommand
     public static Command Create(CliContext cli)
     {
         var model = CommonOptions.Model();
-        var weights = new Option<string>("--weights") { Description = "a Hugging Face model folder (config.json + safetensors) or a .safetensors file", Required = true };
+        var weights = new Option<string?>("--weights") { Description = "a Hugging Face model folder (config.json + safetensors) or a .safetensors file (default: the model, when it is a folder)" };
         var inputs = new Option<string>("--inputs") { Description = "a .safetensors file holding input_ids (int64 [batch, seq]) and any other inputs the model declares", Required = true };
         var output = new Option<string>("--out") { Description = "the .safetensors file to write (logits, and greedy_ids with --generate)", Required = true };
         var generate = new Option<int>("--generate") { Description = "also write greedy_ids: batch row 0 extended by exactly N argmax tokens (EOS masked)" };
@@ -43,7 +43,7 @@ internal static class EvalCommand
                 throw new McException($"--target {targetName}: not available in this build (available: interpreter)");
             int steps = parse.GetValue(generate);
             if (steps < 0) throw new McException($"--generate {steps}: expected a number of tokens >= 0");
-            var weightsPath = parse.GetValue(weights)!;
+            var weightsPath = CommonOptions.ResolveWeights(parse.GetValue(model)!, parse.GetValue(weights));
             if (!File.Exists(weightsPath) && !Directory.Exists(weightsPath)) throw new McException($"{weightsPath}: no such file or folder");
 
             var loaded = CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set));

@@ -20,6 +20,7 @@ public static class McApp
         root.Add(EvalCommand.Create(context));
         root.Add(DemoCommand.Create(context));
         root.Add(StatsCommand.Create(context));
+        root.Add(ImportHfCommand.Create(context));
         root.Add(PassesCommand.Create(context));
 
         var parse = root.Parse(args);

@@ -24,7 +24,7 @@ internal static class StatsCommand
         };
         command.SetAction(parse =>
         {
-            var weightsPath = parse.GetValue(weights);
+            var weightsPath = parse.GetValue(weights) ?? (Frontend.HuggingFaceImport.IsModelFolder(parse.GetValue(model)!) ? parse.GetValue(model) : null);
             var loaded = CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set));
             var graph = loaded.Graph;
             new Passes.PassManager(Passes.PassManager.InterpreterPipeline).Run(graph);

@@ -65,6 +65,7 @@ public static class HuggingFaceImport
 
         var root = loaded.Source.Files.Single(f => f.Path == template);
         var hyperLines = loaded.Source.Hypers.ToDictionary(h => h.Span.Line);
+        var declStarts = root.Decls.Select(d => d.Span.Line).ToHashSet();
         var lines = root.Text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
@@ -74,6 +75,8 @@ public static class HuggingFaceImport
             {
                 var keys = h.ConfigKeys.Length == 0 ? "" : " from " + string.Join(" | ", h.ConfigKeys);
                 sb.Append($"hyper {h.Name}: {h.Type.Name} = {Literal(loaded.Hyperparameters[h.Name])}{keys}\n");
+                // A declaration may continue on indented lines; they are replaced too.
+                while (i + 1 < lines.Length && !declStarts.Contains(i + 2) && IsContinuation(lines[i + 1])) i++;
                 continue;
             }
             sb.Append(lines[i].TrimEnd('\r')).Append('\n');
@@ -88,6 +91,9 @@ public static class HuggingFaceImport
         }
         return sb.ToString().TrimEnd('\n') + "\n";
     }
+
+    private static bool IsContinuation(string line) =>
+        line.Length > 0 && char.IsWhiteSpace(line[0]) && line.Trim().Length > 0 && !line.TrimStart().StartsWith('#');
 
     /// <summary>A value written back as DSL source.</summary>
     public static string Literal(Value v) => v switch

@@ -20,10 +20,10 @@ public static class ModelFrontend
     /// <param name="archPath">the .arch file</param>
     /// <param name="configPath">a Hugging Face config.json supplying hyperparameters, or null</param>
     /// <param name="sets">--set overrides, by hyperparameter name</param>
-    public static LoadedModel Load(string archPath, string? configPath, IReadOnlyDictionary<string, string> sets)
+    public static LoadedModel Load(string archPath, string? configPath, IReadOnlyDictionary<string, string> sets, IArchFiles? files = null)
     {
         var diagnostics = new DiagnosticBag();
-        var source = ArchLoader.Load(archPath, diagnostics) ?? throw new CompilationFailedException(diagnostics);
+        var source = ArchLoader.Load(archPath, diagnostics, files) ?? throw new CompilationFailedException(diagnostics);
         var config = configPath is null ? null : ReadConfig(configPath);
         var hypers = HyperBinding.Resolve(source, config, configPath, sets);
         var graph = Elaborator.Elaborate(source, hypers, diagnostics) ?? throw new CompilationFailedException(diagnostics);

@@ -23,15 +23,16 @@ public sealed class ModelSource
 public static class ArchLoader
 {
     /// <summary>Loads <paramref name="path"/>; returns null when there were errors (they are in <paramref name="diagnostics"/>).</summary>
-    public static ModelSource? Load(string path, DiagnosticBag diagnostics)
+    public static ModelSource? Load(string path, DiagnosticBag diagnostics, IArchFiles? archFiles = null)
     {
+        var fs = archFiles ?? DiskArchFiles.Instance;
         var files = new List<ArchFile>();
         var visiting = new Stack<string>();
         var loaded = new HashSet<string>(StringComparer.Ordinal);
-        string full = Path.GetFullPath(path);
-        if (!File.Exists(full))
+        string full = fs is DiskArchFiles ? Path.GetFullPath(path) : path;
+        if (!fs.Exists(full))
             throw new Runtime.McException($"{path}: no such file");
-        LoadFile(full, DisplayPath(path), null, files, visiting, loaded, diagnostics);
+        LoadFile(fs, full, DisplayPath(path), null, files, visiting, loaded, diagnostics);
         var source = Assemble(DisplayPath(path), files, diagnostics);
         if (source is not null) StaticChecker.Check(source, diagnostics);
         return diagnostics.HasErrors ? null : source;
@@ -51,7 +52,7 @@ public static class ArchLoader
 
     private static string DisplayPath(string path) => path.Replace('\\', '/');
 
-    private static void LoadFile(string fullPath, string display, SourceSpan? importedAt, List<ArchFile> files,
+    private static void LoadFile(IArchFiles fs, string fullPath, string display, SourceSpan? importedAt, List<ArchFile> files,
         Stack<string> visiting, HashSet<string> loaded, DiagnosticBag diagnostics)
     {
         if (visiting.Contains(fullPath))
@@ -61,7 +62,7 @@ public static class ArchLoader
         }
         if (!loaded.Add(fullPath)) return;
         string text;
-        try { text = File.ReadAllText(fullPath); }
+        try { text = fs.Read(fullPath); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             if (importedAt is null) throw new Runtime.McException($"{display}: cannot read: {e.Message}");
@@ -78,14 +79,14 @@ public static class ArchLoader
                 diagnostics.Error(Codes.ImportFailed, import.Span, "an import path is a plain string (no interpolation)");
                 continue;
             }
-            var target = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(fullPath)!, import.Path));
-            var targetDisplay = DisplayPath(Path.Combine(Path.GetDirectoryName(display) ?? "", import.Path));
-            if (!File.Exists(target))
+            var target = fs.Resolve(fullPath, import.Path);
+            var targetDisplay = fs is DiskArchFiles ? DisplayPath(Path.Combine(Path.GetDirectoryName(display) ?? "", import.Path)) : target;
+            if (!fs.Exists(target))
             {
                 diagnostics.Error(Codes.ImportFailed, import.Span, $"imported file '{import.Path}' not found (looked in {Path.GetDirectoryName(fullPath)})");
                 continue;
             }
-            LoadFile(target, targetDisplay, import.Span, files, visiting, loaded, diagnostics);
+            LoadFile(fs, target, targetDisplay, import.Span, files, visiting, loaded, diagnostics);
         }
         visiting.Pop();
         files.Add(file);

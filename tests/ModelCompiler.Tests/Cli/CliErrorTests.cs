@@ -140,7 +140,7 @@ public class CliErrorTests
     {
         var r = CliRunner.Run("eval", CliRunner.Example("llama.arch"));
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("--weights", r.Err);
+        Assert.Contains("--inputs", r.Err);
     }
 
     [Fact]
