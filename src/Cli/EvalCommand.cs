@@ -145,7 +145,7 @@ internal static class EvalCommand
             var stepFeeds = encoderDecoder
                 ? new Dictionary<string, RefTensor> { ["input_ids"] = RefTensor.FromInts([1, seq], row0), ["decoder_input_ids"] = RefTensor.FromInts([1, ids.Length], ids) }
                 : new Dictionary<string, RefTensor> { ["input_ids"] = RefTensor.FromInts([1, ids.Length], ids) };
-            var logits = interpreter.Run(stepFeeds, weights)[logitsName];
+            var logits = interpreter.Run(stepFeeds, weights, cachedPrefixLength: encoderDecoder ? 1 : seq)[logitsName];
             long vocab = logits.Shape[^1];
             return logits.ToFloat32().AsSpan((int)(logits.ElementCount - vocab), (int)vocab).ToArray();
         }

@@ -25,11 +25,15 @@ public sealed class Interpreter
     /// Runs the graph. <paramref name="inputs"/> are keyed by each Input node's attr "name";
     /// <paramref name="weights"/> is called once per Weight node with its checkpoint name and declared type;
     /// <paramref name="observe"/>, if given, sees every node's result as soon as it is computed.
+    /// <paramref name="cachedPrefixLength"/>, when decoding by recomputation, is the prompt length: the
+    /// positions a KV-cached run would have computed together in its prefill. Only dynamic-NTK rope
+    /// depends on it (each key keeps the base in force when it entered the cache, as in Hugging Face).
     /// </summary>
     public IReadOnlyDictionary<string, RefTensor> Run(
         IReadOnlyDictionary<string, RefTensor> inputs,
         Func<string, TensorType, RefTensor> weights,
-        Action<Node, RefTensor>? observe = null)
+        Action<Node, RefTensor>? observe = null,
+        long? cachedPrefixLength = null)
     {
         var bindings = new Dictionary<string, long>(StringComparer.Ordinal);
         // Inputs are bound before anything runs, so a wrong input fails before any weight is loaded.
@@ -48,7 +52,7 @@ public sealed class Interpreter
             {
                 OpKind.Input => given[node],
                 OpKind.Weight => LoadWeight(node, weights, bindings),
-                _ => Finish(node, Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings)),
+                _ => Finish(node, Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings, cachedPrefixLength)),
             };
             CheckType(node, result, bindings);
             values[node] = result;
@@ -174,7 +178,7 @@ public sealed class Interpreter
 
     // ---- evaluation ----
 
-    private static RefTensor Compute(Node node, RefTensor[] x, Dictionary<string, long> bindings)
+    private static RefTensor Compute(Node node, RefTensor[] x, Dictionary<string, long> bindings, long? cachedPrefixLength)
     {
         CheckOperandKinds(node, x);
         RefTensor? Optional(int i) => x.Length > i ? x[i] : null;
@@ -197,7 +201,7 @@ public sealed class Interpreter
             OpKind.Embedding => Positional.Embedding(node, x[0], x[1]),
             OpKind.Positions => Positional.Positions(node, x[0]),
             OpKind.SinusoidalPositions => Positional.SinusoidalPositions(node, x[0]),
-            OpKind.Rope => Positional.Rope(node, x[0], x[1]),
+            OpKind.Rope => Positional.Rope(node, x[0], x[1], cachedPrefixLength),
             OpKind.AlibiBias => Positional.AlibiBias(node, x[0], x[1]),
             OpKind.RelativePositionBias => Positional.RelativePositionBias(node, x[0], x[1], x[2]),
             OpKind.Attention => AttentionOps.Attention(node, x[0], x[1], x[2], Optional(3)),

@@ -58,7 +58,7 @@ internal static class Positional
     }
 
     /// <summary>Rotary embeddings on x[B, S, H, D] (see the op table for the scaling variants).</summary>
-    public static RefTensor Rope(Node node, RefTensor x, RefTensor pos)
+    public static RefTensor Rope(Node node, RefTensor x, RefTensor pos, long? cachedPrefixLength = null)
     {
         var a = node.Attrs;
         double theta = a.Float("theta");
@@ -74,6 +74,7 @@ internal static class Positional
 
         double baseFreq = theta;
         double positionDivisor = 1.0;
+        Func<long, double>? basePerPosition = null;
         switch (scaling)
         {
             case "none":
@@ -86,9 +87,13 @@ internal static class Positional
                 // NTK-aware dynamic scaling: the base grows once the sequence passes the trained length.
                 if (originalMax <= 0)
                     throw new McException($"{Interpreter.Describe(node)}: dynamic rope scaling needs original_max_positions > 0");
-                long length = p.Length == 0 ? 0 : p.Max() + 1;
-                if (length > originalMax)
-                    baseFreq = theta * Math.Pow(factor * length / originalMax - (factor - 1), (double)rd / (rd - 2));
+                double Base(long length) => length > originalMax
+                    ? theta * Math.Pow(factor * length / originalMax - (factor - 1), (double)rd / (rd - 2))
+                    : theta;
+                if (cachedPrefixLength is { } prefix)
+                    basePerPosition = position => Base(Math.Max(prefix, position + 1));   // as a KV cache would hold it
+                else
+                    baseFreq = Base(p.Length == 0 ? 0 : p.Max() + 1);                      // one forward over the whole sequence
                 break;
             }
             default:
@@ -101,7 +106,7 @@ internal static class Positional
         for (long s = 0; s < S; s++)
             for (long i = 0; i < half; i++)
             {
-                double angle = p[s] / positionDivisor * Math.Pow(baseFreq, -2.0 * i / rd);
+                double angle = p[s] / positionDivisor * Math.Pow(basePerPosition?.Invoke(p[s]) ?? baseFreq, -2.0 * i / rd);
                 cos[s * half + i] = Math.Cos(angle);
                 sin[s * half + i] = Math.Sin(angle);
             }
