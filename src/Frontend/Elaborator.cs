@@ -481,7 +481,7 @@ public sealed class Elaborator
                 if (bound.ContainsKey(pname)) throw Error(Codes.BadArguments, $"{call.Callee}: '{pname}' is given twice", arg.Span);
             }
             var kind = ps.First(p => p.Name == pname).Kind;
-            bound[pname] = CheckKind(call.Callee, pname, kind, value, arg.Span);
+            bound[pname] = CheckKind(call.Callee, pname, kind, value, arg.Value.Span);   // the caret goes under the value, not the name
         }
         foreach (var (name, kind, def) in ps)
         {
