@@ -109,6 +109,9 @@ public static class HyperBinding
             return items.Any(x => x is null) ? null : new ListValue(items.Select(x => x!).ToImmutableArrayCompat());
         }
         if (node is not JsonValue v) return null;
+        // A value built in code (new JsonObject { ["n"] = 2 }) holds a CLR int, and TryGetValue<long> and
+        // TryGetValue<double> both answer false for it; read it back as parsed JSON so every number reads alike.
+        if (!v.TryGetValue<JsonElement>(out _)) v = (JsonValue)JsonNode.Parse(v.ToJsonString())!;
         switch (type)
         {
             case "int" or "ints":
