@@ -427,8 +427,10 @@ public sealed class Elaborator
 
     private Value CallBlock(BlockDecl block, Call call, List<(Arg Arg, Value Value)> args)
     {
-        if (_calls.Count >= MaxCallDepth || _calls.Any(c => c.Block == block.Name))
+        if (_calls.Any(c => c.Block == block.Name))
             throw Error(Codes.Recursion, $"block '{block.Name}' calls itself (blocks are inlined, so recursion cannot end)", call.Span);
+        if (_calls.Count >= MaxCallDepth)
+            throw Error(Codes.TooLarge, $"block calls are nested more than {MaxCallDepth} deep (calling '{block.Name}')", call.Span);
         var frame = new Frame(isBlock: true);
         var bound = Bind(call, block.Params.Select(p => (p.Name, p.Type?.Name ?? "any", (Value?)null)).ToList(), args, frame,
             block.Params.ToDictionary(p => p.Name, p => p.Default));
