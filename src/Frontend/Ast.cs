@@ -48,4 +48,10 @@ public sealed record ForwardDecl(SourceSpan Span, ImmutableArray<Stmt> Body) : D
 /// <summary><c>ignore initializer_range, use_cache</c>: config keys known to have no effect on inference.</summary>
 public sealed record IgnoreDecl(SourceSpan Span, ImmutableArray<string> Keys) : Decl(Span);
 
+/// <summary>
+/// A declaration that failed to parse (its error is already reported): its keyword and, when it got that
+/// far, its name, so that later checks neither call it missing nor report every use of it.
+/// </summary>
+public sealed record BrokenDecl(SourceSpan Span, string Keyword, string? Name) : Decl(Span);
+
 public sealed record ArchFile(string Path, string Text, ImmutableArray<Decl> Decls);

@@ -17,6 +17,7 @@ public static class Codes
     public const string BadNumber = "MC0104";
     public const string UnknownDeclaration = "MC0105";
     public const string BadInterpolation = "MC0106";
+    public const string TooDeep = "MC0107";
 
     public const string UnknownName = "MC0201";
     public const string UnknownFunction = "MC0202";
@@ -32,6 +33,7 @@ public static class Codes
     public const string Recursion = "MC0212";
     public const string BadWeight = "MC0213";
     public const string UnsupportedConfig = "MC0214";
+    public const string TooLarge = "MC0215";
 
     public const string ShapeMismatch = "MC0301";
     public const string BadShape = "MC0302";

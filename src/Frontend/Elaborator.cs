@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using ModelCompiler.IR;
 using ModelCompiler.Runtime;
 
@@ -13,6 +14,9 @@ public sealed class Elaborator
 {
     private const int MaxCallDepth = 64;
 
+    /// <summary>The most iterations one for loop may unroll to, and all loops of a model together.</summary>
+    public const long MaxLoopIterations = 100_000, MaxTotalIterations = 1_000_000;
+
     private readonly ModelSource _source;
     private readonly GraphBuilder _builder;
     private readonly Dictionary<string, Node> _weights = new(StringComparer.Ordinal);
@@ -21,6 +25,7 @@ public sealed class Elaborator
     private readonly Dictionary<string, int> _callCounts = new(StringComparer.Ordinal);
     private SourceSpan _span;
     private string _scope = "";
+    private long _iterations;
 
     private sealed class Frame(bool isBlock)
     {
@@ -48,6 +53,12 @@ public sealed class Elaborator
         catch (DiagnosticException e)
         {
             diagnostics.Add(e.Diagnostic);
+            return null;
+        }
+        catch (OverflowException)
+        {
+            // Arithmetic is checked; the operators report their own overflows, this catches the rest (shapes).
+            diagnostics.Add(new Diagnostic(Severity.Error, Codes.Arithmetic, elaborator._span, "integer overflow"));
             return null;
         }
     }
@@ -82,6 +93,7 @@ public sealed class Elaborator
         {
             if (frame.Returned is not null) return;
             _span = stmt.Span;
+            EnsureStack(stmt.Span);
             switch (stmt)
             {
                 case Assign a:
@@ -103,6 +115,13 @@ public sealed class Elaborator
                 case For f:
                 {
                     long from = Int(Eval(f.From, frame), f.From.Span), to = Int(Eval(f.To, frame), f.To.Span);
+                    // Loops unroll into the graph: a runaway bound must be an error, not a hang.
+                    long count = to <= from ? 0 : to - from is var c and > 0 ? c : long.MaxValue;
+                    if (count > MaxLoopIterations)
+                        throw Error(Codes.TooLarge, $"this loop would unroll {count} iterations ({from} .. {to}); at most {MaxLoopIterations} are allowed", f.Span);
+                    _iterations += count;
+                    if (_iterations > MaxTotalIterations)
+                        throw Error(Codes.TooLarge, $"the model's loops unroll more than {MaxTotalIterations} iterations in total", f.Span);
                     var outer = _scope;
                     for (long k = from; k < to && frame.Returned is null; k++)
                     {
@@ -242,8 +261,15 @@ public sealed class Elaborator
 
     // ---------------------------------------------------------------- expressions
 
+    private void EnsureStack(SourceSpan at)
+    {
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw Error(Codes.TooDeep, "nested too deeply: simplify this expression or statement (split it with intermediate names)", at);
+    }
+
     private Value Eval(Expr expr, Frame frame)
     {
+        EnsureStack(expr.Span);
         switch (expr)
         {
             case IntLit i: return new IntValue(i.Value);
@@ -389,14 +415,22 @@ public sealed class Elaborator
             {
                 throw Error(Codes.Arithmetic, $"{call.Callee}: integer overflow", call.Span);
             }
+            catch (Exception e) when (e is IndexOutOfRangeException or ArgumentException or InvalidCastException or InvalidOperationException)
+            {
+                // A builtin that indexed a shape before checking its rank: still the user's arguments, never a crash.
+                var given = string.Join(", ", bound.Where(kv => kv.Value is TensorValue).Select(kv => $"{kv.Key} {kv.Value}"));
+                throw Error(Codes.ShapeMismatch, $"{call.Callee}: its arguments do not fit ({given})", call.Span);
+            }
         }
         throw Error(Codes.UnknownFunction, $"unknown function or block '{call.Callee}'", call.Span);
     }
 
     private Value CallBlock(BlockDecl block, Call call, List<(Arg Arg, Value Value)> args)
     {
-        if (_calls.Count >= MaxCallDepth || _calls.Any(c => c.Block == block.Name))
+        if (_calls.Any(c => c.Block == block.Name))
             throw Error(Codes.Recursion, $"block '{block.Name}' calls itself (blocks are inlined, so recursion cannot end)", call.Span);
+        if (_calls.Count >= MaxCallDepth)
+            throw Error(Codes.TooLarge, $"block calls are nested more than {MaxCallDepth} deep (calling '{block.Name}')", call.Span);
         var frame = new Frame(isBlock: true);
         var bound = Bind(call, block.Params.Select(p => (p.Name, p.Type?.Name ?? "any", (Value?)null)).ToList(), args, frame,
             block.Params.ToDictionary(p => p.Name, p => p.Default));
@@ -449,7 +483,7 @@ public sealed class Elaborator
                 if (bound.ContainsKey(pname)) throw Error(Codes.BadArguments, $"{call.Callee}: '{pname}' is given twice", arg.Span);
             }
             var kind = ps.First(p => p.Name == pname).Kind;
-            bound[pname] = CheckKind(call.Callee, pname, kind, value, arg.Span);
+            bound[pname] = CheckKind(call.Callee, pname, kind, value, arg.Value.Span);   // the caret goes under the value, not the name
         }
         foreach (var (name, kind, def) in ps)
         {
@@ -507,6 +541,11 @@ public sealed class Elaborator
         catch (ShapeError e)
         {
             throw Error(Codes.ShapeMismatch, e.Message);
+        }
+        catch (ArgumentException e)
+        {
+            // e.g. a negative dimension computed from an attribute (Dim.Of rejects it)
+            throw Error(Codes.BadShape, $"{op.Mnemonic()}: invalid shape: {e.Message.Split(" (Parameter")[0]}");
         }
     }
 

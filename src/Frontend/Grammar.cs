@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using ModelCompiler.IR;
 using Sprache;
 
@@ -47,6 +48,8 @@ internal sealed class Grammar
                 continue;
             }
             diagnostics.Add(_track.ToDiagnostic(_file, text, start));
+            if (BrokenHeader(text, start.Position) is var (keyword, name))
+                decls.Add(new BrokenDecl(SpanOf(start), keyword, name));
             input = Resynchronise(text, start, _track.FurthestPosition);
         }
         return new ArchFile(_file, text, decls.ToImmutable());
@@ -77,6 +80,36 @@ internal sealed class Grammar
         while (input.Position < pos && !input.AtEnd) input = input.Advance();
         return input;
     }
+
+    /// <summary>
+    /// The keyword and name ("hyper dim", "block mlp", "forward") of a declaration that failed to parse,
+    /// so that later checks know it exists and do not report its uses as unknown names.
+    /// </summary>
+    private static (string Keyword, string? Name)? BrokenHeader(string text, int pos)
+    {
+        string Word(ref int p)
+        {
+            int begin = p;
+            while (p < text.Length && IsIdentPart(text[p])) p++;
+            return text[begin..p];
+        }
+        var keyword = Word(ref pos);
+        if (!TopLevelKeywords.Contains(keyword)) return null;
+        while (pos < text.Length && text[pos] is ' ' or '\t') pos++;
+        var name = pos < text.Length && IsIdentStart(text[pos]) ? Word(ref pos) : null;
+        return (keyword, name is null || Reserved.Contains(name) ? null : name);
+    }
+
+    /// <summary>
+    /// Fails with "nested too deeply" (MC0107) instead of overflowing the stack, which would end the
+    /// process: every recursive rule (expressions, bodies) passes through here.
+    /// </summary>
+    private Parser<T> Guard<T>(Parser<T> parser) => i =>
+    {
+        if (RuntimeHelpers.TryEnsureSufficientExecutionStack()) return parser(i);
+        _track.Hard(i, Codes.TooDeep, "nested too deeply: simplify this expression or statement (split it with intermediate names)");
+        return Result.Failure<T>(i, "nested too deeply", ["less nesting"]);
+    };
 
     // ---------------------------------------------------------------- terminals
 
@@ -156,7 +189,11 @@ internal sealed class Grammar
         var j = i;
         while (!j.AtEnd && IsIdentPart(j.Current)) { sb.Append(j.Current); j = j.Advance(); }
         var name = sb.ToString();
-        if (Reserved.Contains(name)) return Fail<(string, SourceSpan)>(i, what);
+        if (Reserved.Contains(name))
+        {
+            _track.ReservedWord(i, name);
+            return Fail<(string, SourceSpan)>(i, what);
+        }
         return Result.Success((name, SpanOf(i)), Skip(j));
     };
 
@@ -233,7 +270,7 @@ internal sealed class Grammar
                 if (!r.WasSuccessful || r.Remainder.AtEnd || r.Remainder.Current != '}')
                 {
                     var at = r.WasSuccessful ? r.Remainder : inner;
-                    _track.Hard(at, Codes.BadInterpolation, "invalid interpolation in string: expected '{expression}'");
+                    _track.Hard(at, Codes.BadInterpolation, "invalid interpolation in string: expected an expression and '}' after '{' (write '{{' for a literal brace)");
                     return Result.Failure<StringLit>(at, "bad interpolation", ["'}'"]);
                 }
                 parts.Add(r.Value);
@@ -257,6 +294,7 @@ internal sealed class Grammar
         Parser<Expr> expr = Parse.Ref(() => _expr);
 
         // name: 4096 / eps: 1e-5
+        // The ':' and the call's '(' are quiet: "expected ')' or ','" reads better than also listing them.
         Parser<Arg> arg =
             (from name in Identifier()
              from colon in Op(":")
@@ -266,7 +304,7 @@ internal sealed class Grammar
 
         Parser<ImmutableArray<T>> CommaList<T>(Parser<T> item, string close) =>
             (from first in item
-             from rest in (from comma in Sym(",") from x in item select x).XMany()
+             from rest in (from comma in Sym(",") from x in item select x).Many()
              from trailing in Sym(",").Optional()
              select rest.Prepend(first).ToImmutableArray())
             .Or(Parse.Return(ImmutableArray<T>.Empty));
@@ -302,28 +340,53 @@ internal sealed class Grammar
         // x[0]
         Parser<Expr> postfix =
             from target in primary
-            from indexes in (from open in Op("[") from at in expr from close in Sym("]") select at).Many()
+            from indexes in (from open in Op("[") from at in expr from close in Sym("]") select at).XMany()
             select indexes.Aggregate(target, (t, at) => new Index(t.Span, t, at));
 
-        Parser<Expr> unary = null!;
-        unary = i =>
-            (from op in Sym("-").Or(Sym("!", "="))
-             from operand in unary
-             select (Expr)new Unary(SpanOf(i), op, operand))
-            .Or(postfix)(i);
+        // Prefix operators and operator chains are loops, not recursion, so that a long expression
+        // (a + b + ... or - - - x) cannot overflow the parser's stack.
+        Parser<string> prefixOp = Sym("-").Or(Sym("!", "="));
+        Parser<Expr> unary = i =>
+        {
+            var ops = new List<(string Op, IInput At)>();
+            var j = i;
+            for (var r = prefixOp(j); r.WasSuccessful; r = prefixOp(j))
+            {
+                ops.Add((r.Value, j));
+                j = r.Remainder;
+            }
+            var operand = postfix(j);
+            if (!operand.WasSuccessful) return operand;
+            var e = operand.Value;
+            for (int k = ops.Count - 1; k >= 0; k--) e = new Unary(SpanOf(ops[k].At), ops[k].Op, e);
+            return Result.Success(e, operand.Remainder);
+        };
 
-        Parser<Expr> Chain(Parser<string> op, Parser<Expr> operand) =>
-            Parse.ChainOperator(op, operand, (o, l, r) => new Binary(l.Span, o, l, r));
+        Parser<Expr> Chain(Parser<string> op, Parser<Expr> operand) => i =>
+        {
+            var first = operand(i);
+            if (!first.WasSuccessful) return first;
+            var acc = first.Value;
+            var rest = first.Remainder;
+            for (var o = op(rest); o.WasSuccessful; o = op(rest))
+            {
+                var right = operand(o.Remainder);
+                if (!right.WasSuccessful) return right;   // "a +" with nothing after the operator
+                acc = new Binary(acc.Span, o.Value, acc, right.Value);
+                rest = right.Remainder;
+            }
+            return Result.Success(acc, rest);
+        };
 
         var mul = Chain(Op("*").Or(Op("//")).Or(Op("/")).Or(Op("%")), unary);
         var add = Chain(Op("+").Or(Op("-")), mul);
         var cmp = Chain(Op("==").Or(Op("!=")).Or(Op("<=")).Or(Op(">=")).Or(Op("<")).Or(Op(">")), add);
         var and = Chain(Op("&&"), cmp);
         var or = Chain(Op("||"), and);
-        _expr =
+        _expr = Guard(
             from condition in or
-            from rest in (from q in Op("?") from a in expr from colon in Sym(":") from b in expr select (a, b)).Optional()
-            select rest.IsDefined ? new Conditional(condition.Span, condition, rest.Get().a, rest.Get().b) : condition;
+            from rest in (from q in Op("?") from a in expr from colon in Sym(":") from b in expr select (a, b)).XOptional()
+            select rest.IsDefined ? new Conditional(condition.Span, condition, rest.Get().a, rest.Get().b) : condition);
 
         Parser<TypeRef> typeRef = Identifier("type").Select(t => new TypeRef(t.Span, t.Name));
 
@@ -356,7 +419,7 @@ internal sealed class Grammar
             from type in tensorType
             from eq in Sym("=", "=")
             from source in expr
-            from views in view.Many()
+            from views in view.XMany()
             select (Stmt)new WeightDecl(span, name.Name, type, source, views.ToImmutableArray()));
 
         // for i in 0 .. n_layers { ... }
@@ -375,7 +438,7 @@ internal sealed class Grammar
             from then in bodyRef
             from otherwise in (from kw in Keyword("else")
                                from e in bodyRef.Or(Parse.Ref(() => ifStmt).Select(s => ImmutableArray.Create(s)))
-                               select e).Optional()
+                               select e).XOptional()
             select (Stmt)new If(span, condition, then, otherwise.GetOrElse(ImmutableArray<Stmt>.Empty)));
 
         var returnStmt = Statement("return", span => expr.Select(e => (Stmt)new Return(span, e)));
@@ -403,15 +466,15 @@ internal sealed class Grammar
             from semi in Sym(";").Optional()
             select s;
 
-        body =
+        body = Guard(
             from open in Sym("{")
             from stmts in statement.Many()
             from close in Sym("}")
-            select stmts.ToImmutableArray();
+            select stmts.ToImmutableArray());
 
         Parser<string> keyPath =
             from first in Identifier("config key")
-            from rest in (from dot in Sym(".") from part in Identifier("config key") select part.Name).Many()
+            from rest in (from dot in Sym(".") from part in Identifier("config key") select part.Name).XMany()
             select string.Join(".", rest.Prepend(first.Name));
 
         Parser<Decl> Declaration(string keyword, Func<SourceSpan, Parser<Decl>> rest) => i =>
@@ -431,8 +494,8 @@ internal sealed class Grammar
             from value in expr
             from keys in (from kw in Keyword("from")
                           from first in keyPath
-                          from more in (from bar in Sym("|") from k in keyPath select k).Many()
-                          select more.Prepend(first).ToImmutableArray()).Optional()
+                          from more in (from bar in Sym("|") from k in keyPath select k).XMany()
+                          select more.Prepend(first).ToImmutableArray()).XOptional()
             select (Decl)new HyperDecl(span, name.Name, type, value, keys.GetOrElse(ImmutableArray<string>.Empty)));
 
         var inputDecl = Declaration("input", span =>
@@ -443,8 +506,8 @@ internal sealed class Grammar
 
         Parser<Param> param =
             from name in Identifier("parameter name")
-            from type in (from colon in Sym(":") from t in typeRef select t).Optional()
-            from value in (from eq in Sym("=", "=") from v in expr select v).Optional()
+            from type in (from colon in Sym(":") from t in typeRef select t).XOptional()
+            from value in (from eq in Sym("=", "=") from v in expr select v).XOptional()
             select new Param(name.Span, name.Name, type.GetOrDefault(), value.GetOrDefault());
 
         var blockDecl = Declaration("block", span =>
@@ -459,7 +522,7 @@ internal sealed class Grammar
 
         var ignoreDecl = Declaration("ignore", span =>
             from first in keyPath
-            from more in (from comma in Sym(",") from k in keyPath select k).Many()
+            from more in (from comma in Sym(",") from k in keyPath select k).XMany()
             select (Decl)new IgnoreDecl(span, more.Prepend(first).ToImmutableArray()));
 
         Parser<Decl> unknown = i => Fail<Decl>(i, "declaration (import, model, hyper, input, block, forward or ignore)");
@@ -474,10 +537,11 @@ internal sealed class Grammar
         private readonly SortedSet<string> _expected = new(StringComparer.Ordinal);
         private IInput? _at;
         private (IInput At, string Code, string Message)? _hard;
+        private (int Position, string Word)? _reserved;
 
         public int FurthestPosition => Math.Max(_at?.Position ?? 0, _hard?.At.Position ?? 0);
 
-        public void Reset() { _expected.Clear(); _at = null; _hard = null; }
+        public void Reset() { _expected.Clear(); _at = null; _hard = null; _reserved = null; }
 
         public void Expect(IInput at, string what)
         {
@@ -487,6 +551,9 @@ internal sealed class Grammar
 
         /// <summary>An error that is certain (an unterminated string), not a guess between alternatives.</summary>
         public void Hard(IInput at, string code, string message) => _hard ??= (at, code, message);
+
+        /// <summary>A reserved word stood where a name was expected.</summary>
+        public void ReservedWord(IInput at, string word) => _reserved = (at.Position, word);
 
         public Diagnostic ToDiagnostic(string file, string text, IInput start)
         {
@@ -498,21 +565,49 @@ internal sealed class Grammar
             if (at.Position == start.Position && _expected.Any(e => e.StartsWith("declaration", StringComparison.Ordinal)))
                 return new Diagnostic(Severity.Error, Codes.UnknownDeclaration, span,
                     $"expected a declaration (import, model, hyper, input, block, forward or ignore), found {found}");
-            var expected = _expected.Count == 0 ? "something else" : Join(Summarise(_expected));
-            if (at.AtEnd && _expected.Contains("'}'"))
-                return new Diagnostic(Severity.Error, Codes.UnclosedBrace, span, $"unexpected end of file: expected {expected} (a '{{' is not closed)");
-            return new Diagnostic(Severity.Error, Codes.Syntax, span, $"expected {expected}, found {found}");
+            var expected = _expected.Count == 0 ? "something else" : Join(Condense(_expected));
+
+            // When what was found sits on a later line (or is the end of the file), the problem is the end
+            // of the previous token: point there ("y = relu(x" is missing its ')' on that line).
+            int previous = PreviousTokenEnd(text, at.Position);
+            bool moved = previous > start.Position && text.AsSpan(previous, at.Position - previous).Contains('\n')
+                         && !expected.Contains("a statement");   // there, the token found is itself the problem
+            if (moved || at.AtEnd) span = SpanAt(file, text, Math.Max(previous, start.Position));
+
+            if (at.AtEnd && _expected.Contains("'}'") && UnclosedBrace(text, start.Position) is int brace)
+            {
+                var open = SpanAt(file, text, brace);
+                return new Diagnostic(Severity.Error, Codes.UnclosedBrace, span,
+                    $"unexpected end of file: the '{{' at line {open.Line}, column {open.Column} is not closed (expected {expected})");
+            }
+            var where = moved && !at.AtEnd ? $" on line {at.Line}" : "";
+            var note = "";
+            if (moved) { }   // what was found starts the next line (often the next declaration): no note about it
+            else if (_reserved is { } r && r.Position == at.Position)
+                note = $" ('{r.Word}' is a reserved word and cannot be used as a name)";
+            else if (!at.AtEnd && at.Current == '=' && WordBefore(text, previous) is { } w && Reserved.Contains(w))
+                note = $" ('{w}' is a reserved word and cannot be used as a name)";
+            return new Diagnostic(Severity.Error, Codes.Syntax, span, $"expected {expected}, found {found}{where}{note}");
         }
 
         private static readonly string[] ExpressionStarts = ["'!'", "'('", "'-'", "'['", "'false'", "'true'", "identifier", "number", "string"];
+        private static readonly string[] StatementStarts = ["'for'", "'if'", "'output'", "'return'", "'weight'", "identifier", "';'"];
 
-        /// <summary>Everything that can start an expression reads better as "expression".</summary>
-        private static IReadOnlyCollection<string> Summarise(SortedSet<string> expected)
+        /// <summary>Every token that can start an expression or statement, listed one by one, says less than "an expression".</summary>
+        private static List<string> Condense(IEnumerable<string> expected)
         {
-            if (!expected.Contains("number") || !expected.Contains("string")) return expected;
-            var rest = expected.Except(ExpressionStarts).ToList();
-            rest.Add("expression");
-            return rest;
+            var set = new SortedSet<string>(expected, StringComparer.Ordinal);
+            if (set.Contains("number") && set.Contains("string"))
+            {
+                set.ExceptWith(ExpressionStarts);
+                set.Add("an expression");
+            }
+            if (set.Remove("statement"))
+            {
+                set.ExceptWith(StatementStarts);
+                set.Add("a statement");
+            }
+            return set.ToList();
         }
 
         private static string Join(IReadOnlyCollection<string> items)
@@ -524,6 +619,76 @@ internal sealed class Grammar
                 2 => $"{list[0]} or {list[1]}",
                 _ => string.Join(", ", list.Take(list.Count - 1)) + " or " + list[^1],
             };
+        }
+
+        private static SourceSpan SpanAt(string file, string text, int pos)
+        {
+            int line = 1, lineStart = 0;
+            for (int k = 0; k < pos && k < text.Length; k++)
+                if (text[k] == '\n') { line++; lineStart = k + 1; }
+            return new SourceSpan(file, line, pos - lineStart + 1);
+        }
+
+        /// <summary>Where the token before <paramref name="pos"/> ends: back over whitespace and '#' comments.</summary>
+        private static int PreviousTokenEnd(string text, int pos)
+        {
+            int p = Math.Min(pos, text.Length);
+            while (true)
+            {
+                while (p > 0 && char.IsWhiteSpace(text[p - 1])) p--;
+                if (p == 0) return 0;
+                int lineStart = text.LastIndexOf('\n', p - 1) + 1;
+                int comment = CommentStart(text, lineStart, p);
+                if (comment < 0) return p;
+                p = comment;
+            }
+        }
+
+        /// <summary>The first '#' outside a string in text[lineStart..end), or -1.</summary>
+        private static int CommentStart(string text, int lineStart, int end)
+        {
+            bool inString = false;
+            for (int k = lineStart; k < end; k++)
+            {
+                char c = text[k];
+                if (inString) { if (c == '\\') k++; else if (c == '"') inString = false; }
+                else if (c == '"') inString = true;
+                else if (c == '#') return k;
+            }
+            return -1;
+        }
+
+        private static string? WordBefore(string text, int end)
+        {
+            int begin = end;
+            while (begin > 0 && IsIdentPart(text[begin - 1])) begin--;
+            return begin < end ? text[begin..end] : null;
+        }
+
+        /// <summary>The position of the innermost '{' after <paramref name="from"/> that is never closed.</summary>
+        private static int? UnclosedBrace(string text, int from)
+        {
+            var open = new Stack<int>();
+            bool inString = false, inComment = false;
+            for (int k = from; k < text.Length; k++)
+            {
+                char c = text[k];
+                if (inComment) { if (c == '\n') inComment = false; continue; }
+                if (inString)
+                {
+                    if (c == '\\') k++;
+                    else if (c == '"' || c == '\n') inString = false;
+                    continue;
+                }
+                switch (c)
+                {
+                    case '#': inComment = true; break;
+                    case '"': inString = true; break;
+                    case '{': open.Push(k); break;
+                    case '}': if (open.Count > 0) open.Pop(); break;
+                }
+            }
+            return open.Count > 0 ? open.Peek() : null;
         }
     }
 }

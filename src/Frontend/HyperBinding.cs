@@ -47,17 +47,33 @@ public static class HyperBinding
                     $"{configPath}: '{found.Key}' is {found.Node.ToJsonString()}, but hyperparameter '{h.Name}' is {Article(type)}");
             else
             {
-                var diagnostics = new DiagnosticBag();
                 try { value = Elaborator.EvalDefault(source, h.Default, values); }
-                catch (DiagnosticException e) { throw new McException(e.Diagnostic.Header); }
+                catch (DiagnosticException e) { throw Failed(source, e.Diagnostic); }
+                catch (OverflowException) { throw Failed(source, new Diagnostic(Severity.Error, Codes.Arithmetic, h.Default.Span, "integer overflow")); }
                 if (!ValueTypes.TryConvert(value, type, out value))
-                    throw new McException(new Diagnostic(Severity.Error, Codes.BadHyperValue, h.Default.Span,
-                        $"the default of '{h.Name}' is {value.Kind} but it is declared {type}").Header);
+                    throw Failed(source, new Diagnostic(Severity.Error, Codes.BadHyperValue, h.Default.Span,
+                        $"the default of '{h.Name}' is {Describe(value)} but it is declared {type}"));
             }
             values[h.Name] = value;
         }
         return values;
     }
+
+    /// <summary>An error in a default expression, rendered like any other diagnostic (source line and caret).</summary>
+    private static CompilationFailedException Failed(ModelSource source, Diagnostic diagnostic)
+    {
+        var bag = new DiagnosticBag();
+        foreach (var file in source.Files) bag.AddSource(file.Path, file.Text);
+        bag.Add(diagnostic);
+        return new CompilationFailedException(bag);
+    }
+
+    private static string Describe(Value v) => v switch
+    {
+        StringValue s => $"the string \"{s.V}\"",
+        ListValue or NoneValue or TensorValue or DimValue => $"{(v.Kind is "int" or "ints" ? "an" : "a")} {v.Kind}",
+        _ => $"{(v.Kind is "int" ? "an" : "a")} {v.Kind} ({v})",
+    };
 
     private static void CheckConfigKeys(ModelSource source, JsonObject config, string configPath)
     {
@@ -110,6 +126,9 @@ public static class HyperBinding
             return items.Any(x => x is null) ? null : new ListValue(items.Select(x => x!).ToImmutableArrayCompat());
         }
         if (node is not JsonValue v) return null;
+        // A value built in code (new JsonObject { ["n"] = 2 }) holds a CLR int, and TryGetValue<long> and
+        // TryGetValue<double> both answer false for it; read it back as parsed JSON so every number reads alike.
+        if (!v.TryGetValue<JsonElement>(out _)) v = (JsonValue)JsonNode.Parse(v.ToJsonString())!;
         switch (type)
         {
             case "int" or "ints":

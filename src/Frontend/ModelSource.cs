@@ -17,6 +17,12 @@ public sealed class ModelSource
     public required IReadOnlyDictionary<string, BlockDecl> Blocks { get; init; }
     public ForwardDecl? Forward { get; init; }
     public required IReadOnlySet<string> IgnoredConfigKeys { get; init; }
+
+    /// <summary>Names of hypers, inputs and blocks whose declarations failed to parse (already reported).</summary>
+    public IReadOnlySet<string> BrokenNames { get; init; } = new HashSet<string>();
+
+    /// <summary>Whether a 'forward' declaration was present but failed to parse.</summary>
+    public bool ForwardBroken { get; init; }
 }
 
 /// <summary>Parses an .arch file and its imports, and checks that the declarations fit together.</summary>
@@ -100,6 +106,8 @@ public static class ArchLoader
         var ignored = new HashSet<string>(StringComparer.Ordinal);
         ForwardDecl? forward = null;
         ModelDecl? model = null;
+        var broken = new HashSet<string>(StringComparer.Ordinal);
+        bool forwardBroken = false;
         var names = new Dictionary<string, SourceSpan>(StringComparer.Ordinal);
 
         void Claim(string name, SourceSpan span, string what)
@@ -125,6 +133,10 @@ public static class ArchLoader
                     case HyperDecl h: Claim(h.Name, h.Span, "hyperparameter"); hypers.Add(h); break;
                     case InputDecl i: Claim(i.Name, i.Span, "input"); inputs.Add(i); break;
                     case IgnoreDecl ig: ignored.UnionWith(ig.Keys); break;
+                    case BrokenDecl x:
+                        if (x.Keyword == "forward") forwardBroken = true;
+                        else if (x.Name is not null && x.Keyword is "hyper" or "input" or "block") broken.Add(x.Name);
+                        break;
                     case ForwardDecl f:
                         if (forward is not null) diagnostics.Error(Codes.Duplicate, f.Span, $"a second forward (the first is at {forward.Span})");
                         else forward = f;
@@ -147,6 +159,8 @@ public static class ArchLoader
             Blocks = blocks,
             Forward = forward,
             IgnoredConfigKeys = ignored,
+            BrokenNames = broken,
+            ForwardBroken = forwardBroken,
         };
     }
 }

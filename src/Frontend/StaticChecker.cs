@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ModelCompiler.IR;
 
 namespace ModelCompiler.Frontend;
@@ -11,13 +12,15 @@ internal static class StaticChecker
 {
     public static void Check(ModelSource source, DiagnosticBag diagnostics)
     {
-        var symbols = new HashSet<string>(StringComparer.Ordinal);
-        var hypers = new HashSet<string>(StringComparer.Ordinal);
+        // Declarations that failed to parse are already reported; their names count as declared so
+        // that every use of them is not reported again.
+        var symbols = new HashSet<string>(source.BrokenNames, StringComparer.Ordinal);
+        var hypers = new HashSet<string>(source.BrokenNames, StringComparer.Ordinal);
         foreach (var h in source.Hypers)
         {
             if (!ValueTypes.Names.Contains(h.Type.Name) || h.Type.Name is "tensor" or "list" or "any")
                 diagnostics.Error(Codes.UnknownType, h.Type.Span, $"unknown hyperparameter type '{h.Type.Name}' (expected int, float, bool, string, ints or floats)");
-            CheckExpr(h.Default, hypers, source, diagnostics);
+            CheckExpr(h.Default, hypers, source, diagnostics, later: source.Hypers.Select(x => x.Name).Where(n => n != h.Name).Except(hypers).ToHashSet());
             hypers.Add(h.Name);
         }
         foreach (var input in source.Inputs)
@@ -42,7 +45,7 @@ internal static class StaticChecker
             var scope = new HashSet<string>(symbols.Concat(hypers).Concat(source.Inputs.Select(i => i.Name)), StringComparer.Ordinal);
             CheckBody(forward.Body, scope, source, diagnostics, inBlock: false);
         }
-        else if (!diagnostics.HasErrors && (source.ModelName is not null || source.Hypers.Count > 0 || source.Inputs.Count > 0))
+        else if (!source.ForwardBroken && (source.ModelName is not null || source.Hypers.Count > 0 || source.Inputs.Count > 0))
         {
             diagnostics.Error(Codes.MissingDeclaration, source.ModelSpan ?? new SourceSpan(source.RootPath, 1, 1),
                 "the model has no 'forward { ... }' declaration");
@@ -51,6 +54,7 @@ internal static class StaticChecker
 
     private static void CheckBody(IEnumerable<Stmt> body, HashSet<string> scope, ModelSource source, DiagnosticBag diagnostics, bool inBlock)
     {
+        if (!EnoughStack(body.FirstOrDefault()?.Span, diagnostics)) return;
         foreach (var stmt in body)
         {
             switch (stmt)
@@ -93,30 +97,36 @@ internal static class StaticChecker
         }
     }
 
-    private static void CheckExpr(Expr expr, HashSet<string> scope, ModelSource source, DiagnosticBag diagnostics)
+    /// <param name="later">names declared later (hyperparameters after this one): their use gets a clearer message</param>
+    private static void CheckExpr(Expr expr, HashSet<string> scope, ModelSource source, DiagnosticBag diagnostics, IReadOnlySet<string>? later = null)
     {
+        if (!EnoughStack(expr.Span, diagnostics)) return;
         switch (expr)
         {
             case Ident id:
-                if (!scope.Contains(id.Name))
+                if (scope.Contains(id.Name)) break;
+                if (later is not null && later.Contains(id.Name))
+                    diagnostics.Error(Codes.UnknownName, id.Span, $"unknown name '{id.Name}': hyperparameter '{id.Name}' is declared later, and a default can only use earlier ones");
+                else
                     diagnostics.Error(Codes.UnknownName, id.Span, $"unknown name '{id.Name}'{Suggest(id.Name, scope)}");
                 break;
             case StringLit s:
-                foreach (var part in s.Parts.OfType<Expr>()) CheckExpr(part, scope, source, diagnostics);
+                foreach (var part in s.Parts.OfType<Expr>()) CheckExpr(part, scope, source, diagnostics, later);
                 break;
             case ListExpr l:
-                foreach (var item in l.Items) CheckExpr(item, scope, source, diagnostics);
+                foreach (var item in l.Items) CheckExpr(item, scope, source, diagnostics, later);
                 break;
-            case Unary u: CheckExpr(u.Operand, scope, source, diagnostics); break;
-            case Binary b: CheckExpr(b.Left, scope, source, diagnostics); CheckExpr(b.Right, scope, source, diagnostics); break;
+            case Unary u: CheckExpr(u.Operand, scope, source, diagnostics, later); break;
+            case Binary b: CheckExpr(b.Left, scope, source, diagnostics, later); CheckExpr(b.Right, scope, source, diagnostics, later); break;
             case Conditional c:
-                CheckExpr(c.Condition, scope, source, diagnostics);
-                CheckExpr(c.Then, scope, source, diagnostics);
-                CheckExpr(c.Else, scope, source, diagnostics);
+                CheckExpr(c.Condition, scope, source, diagnostics, later);
+                CheckExpr(c.Then, scope, source, diagnostics, later);
+                CheckExpr(c.Else, scope, source, diagnostics, later);
                 break;
-            case Index ix: CheckExpr(ix.Target, scope, source, diagnostics); CheckExpr(ix.At, scope, source, diagnostics); break;
+            case Index ix: CheckExpr(ix.Target, scope, source, diagnostics, later); CheckExpr(ix.At, scope, source, diagnostics, later); break;
             case Call call:
-                foreach (var arg in call.Args) CheckExpr(arg.Value, scope, source, diagnostics);
+                foreach (var arg in call.Args) CheckExpr(arg.Value, scope, source, diagnostics, later);
+                if (source.BrokenNames.Contains(call.Callee)) break;
                 IReadOnlyList<string>? parameters =
                     source.Blocks.TryGetValue(call.Callee, out var block) ? block.Params.Select(p => p.Name).ToList()
                     : Builtins.All.TryGetValue(call.Callee, out var builtin) ? builtin.Params.Select(p => p.Name).ToList()
@@ -137,6 +147,18 @@ internal static class StaticChecker
         }
     }
 
+    /// <summary>
+    /// False (with one MC0107 diagnostic) when the stack is nearly used up: a pathologically nested
+    /// expression is reported instead of ending the process with a stack overflow.
+    /// </summary>
+    private static bool EnoughStack(SourceSpan? at, DiagnosticBag diagnostics)
+    {
+        if (RuntimeHelpers.TryEnsureSufficientExecutionStack()) return true;
+        if (at is not null && !diagnostics.Items.Any(d => d.Code == Codes.TooDeep))
+            diagnostics.Error(Codes.TooDeep, at, "nested too deeply: simplify this expression or statement (split it with intermediate names)");
+        return false;
+    }
+
     /// <summary>"; did you mean 'n_heads'?" for a name one or two edits away from a known one.</summary>
     private static string Suggest(string name, IEnumerable<string> known)
     {
@@ -145,6 +167,7 @@ internal static class StaticChecker
         return best.k is null ? "" : $"; did you mean '{best.k}'?";
     }
 
+    /// <summary>Edit distance counting a swap of two neighbours as one edit ("rleu" is one edit from "relu").</summary>
     private static int Distance(string a, string b)
     {
         var d = new int[a.Length + 1, b.Length + 1];
@@ -152,7 +175,11 @@ internal static class StaticChecker
         for (int j = 0; j <= b.Length; j++) d[0, j] = j;
         for (int i = 1; i <= a.Length; i++)
             for (int j = 1; j <= b.Length; j++)
+            {
                 d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+            }
         return d[a.Length, b.Length];
     }
 }

@@ -75,7 +75,7 @@ public sealed class Graph
     /// <summary>Reorders the nodes; <paramref name="order"/> must be a permutation of <see cref="Nodes"/>.</summary>
     public void Reorder(IReadOnlyList<Node> order)
     {
-        if (order.Count != _nodes.Count || order.Except(_nodes).Any())
+        if (order.Count != _nodes.Count || order.Distinct().Count() != order.Count || order.Except(_nodes).Any())
             throw new InvalidOperationException("Reorder needs a permutation of the graph's nodes");
         _nodes.Clear();
         _nodes.AddRange(order);

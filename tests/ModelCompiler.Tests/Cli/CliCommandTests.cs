@@ -98,7 +98,7 @@ public class CliCommandTests
         var r = CliRunner.RunProcess("check", file);
         File.Delete(file);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains(":3:1: error MC0101: expected expression, found 'input'", r.Err);
+        Assert.Contains(":2:15: error MC0101: expected an expression, found 'input' on line 3", r.Err);
         Assert.Contains("error MC0101", r.Err);
         Assert.Contains("^", r.Err);
         Assert.DoesNotContain("   at ", r.Err);
