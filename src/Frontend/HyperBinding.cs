@@ -75,12 +75,29 @@ public static class HyperBinding
         _ => $"{(v.Kind is "int" ? "an" : "a")} {v.Kind} ({v})",
     };
 
+    /// <summary>
+    /// Every key must be mapped by a hyperparameter, ignored, or null. Inside an object of which only some
+    /// keys are mapped (rope_parameters.rope_theta), the other keys are checked the same way, so
+    /// rope_parameters.low_freq_factor is an error rather than silently dropped.
+    /// </summary>
     private static void CheckConfigKeys(ModelSource source, JsonObject config, string configPath)
     {
-        var mapped = source.Hypers.SelectMany(h => h.ConfigKeys).Select(k => k.Split('.')[0]).ToHashSet(StringComparer.Ordinal);
-        foreach (var (key, node) in config)
+        var mapped = source.Hypers.SelectMany(h => h.ConfigKeys).ToHashSet(StringComparer.Ordinal);
+        CheckObject(source, config, "", mapped, configPath);
+    }
+
+    private static void CheckObject(ModelSource source, JsonObject obj, string prefix, HashSet<string> mapped, string configPath)
+    {
+        foreach (var (name, node) in obj)
         {
-            if (node is null || mapped.Contains(key) || source.IgnoredConfigKeys.Contains(key) || UniversalIgnoredKeys.Contains(key)) continue;
+            var key = prefix + name;
+            if (node is null || mapped.Contains(key) || source.IgnoredConfigKeys.Contains(key)
+                || (prefix.Length == 0 && UniversalIgnoredKeys.Contains(key))) continue;
+            if (node is JsonObject child && mapped.Any(m => m.StartsWith(key + ".", StringComparison.Ordinal)))
+            {
+                CheckObject(source, child, key + ".", mapped, configPath);
+                continue;
+            }
             throw new McException(
                 $"{configPath}: key '{key}' ({Truncate(node.ToJsonString())}) is not supported by {source.RootPath}: map it with 'hyper ... from {key}' or, if it has no effect on inference, list it in 'ignore'");
         }

@@ -112,6 +112,11 @@ public class CliErrorTests
     }
 
     [Fact]
+    public void UnknownKeyInsideAMappedObjectIsNamed() =>
+        AssertOneLineError(EvalWithConfig(c => c.Replace("\"rope_type\": \"default\"", "\"rope_type\": \"default\", \"low_freq_factor\": 1.0")),
+            "rope_parameters.low_freq_factor");
+
+    [Fact]
     public void MalformedConfigJsonNamesFileAndPosition() =>
         AssertOneLineError(EvalWithConfig(_ => "{\n  \"hidden_size\": 64,\n  oops\n}"), "config.json:3:");
 
