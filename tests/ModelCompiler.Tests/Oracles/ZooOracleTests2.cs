@@ -27,6 +27,7 @@ public class ZooOracleTests2
 
     [Theory]
     [InlineData("qwen2", "qwen2.arch")]
+    [InlineData("gemma", "gemma.arch")]
     public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
     {
         var oracle = Oracle(family);
@@ -63,6 +64,7 @@ public class ZooOracleTests2
     /// <summary>Settings a family's .arch does not implement are refused by name, never silently computed wrong.</summary>
     [Theory]
     [InlineData("qwen2", "qwen2.arch", "use_sliding_window=true", "use_sliding_window")]
+    [InlineData("gemma", "gemma.arch", "bidirectional=true", "use_bidirectional_attention")]
     public void UnsupportedSettingsAreRefused(string family, string arch, string set, string expectedInMessage)
     {
         var oracle = Oracle(family);
