@@ -28,6 +28,8 @@ public class ZooOracleTests2
     [Theory]
     [InlineData("qwen2", "qwen2.arch")]
     [InlineData("gemma", "gemma.arch")]
+    [InlineData("opt", "opt.arch")]                 // greedy_ids regenerated with an all-ones attention mask: see its oracle.json
+    [InlineData("opt_postln", "opt.arch")]
     public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
     {
         var oracle = Oracle(family);
