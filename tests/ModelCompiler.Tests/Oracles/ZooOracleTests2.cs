@@ -30,6 +30,8 @@ public class ZooOracleTests2
     [InlineData("gemma", "gemma.arch")]
     [InlineData("opt", "opt.arch")]                 // greedy_ids regenerated with an all-ones attention mask: see its oracle.json
     [InlineData("opt_postln", "opt.arch")]
+    [InlineData("falcon_mqa", "falcon.arch")]
+    [InlineData("gptneox", "gptneox.arch")]
     public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
     {
         var oracle = Oracle(family);
@@ -67,6 +69,8 @@ public class ZooOracleTests2
     [Theory]
     [InlineData("qwen2", "qwen2.arch", "use_sliding_window=true", "use_sliding_window")]
     [InlineData("gemma", "gemma.arch", "bidirectional=true", "use_bidirectional_attention")]
+    [InlineData("falcon_mqa", "falcon.arch", "alibi=true", "alibi")]
+    [InlineData("gptneox", "gptneox.arch", "rope_type=linear", "rope_type 'linear'")]
     public void UnsupportedSettingsAreRefused(string family, string arch, string set, string expectedInMessage)
     {
         var oracle = Oracle(family);
