@@ -32,6 +32,15 @@ public class ZooOracleTests2
     [InlineData("opt_postln", "opt.arch")]
     [InlineData("falcon_mqa", "falcon.arch")]
     [InlineData("gptneox", "gptneox.arch")]
+    // Config variants made the same way on the GPU machine (transformers 5.17.0; config_kwargs in each oracle.json):
+    [InlineData("qwen2_tied", "qwen2.arch")]          // tied head, MQA, rope_theta 1e6, sliding_window set but off
+    [InlineData("gemma_bias", "gemma.arch")]          // attention_bias (o_proj too), exact GELU, GQA, head_dim 32, untied
+    [InlineData("opt_proj", "opt.arch")]              // word_embed_proj_dim 32 != hidden_size: project_in/out, post-LN
+    [InlineData("opt_noaffine", "opt.arch")]          // LayerNorms without weights, enable_bias false, GELU, untied
+    [InlineData("falcon_mha_seq", "falcon.arch")]     // multi_query false ([n_heads, 3, head_dim]), sequential, bias
+    [InlineData("falcon_newarch", "falcon.arch")]     // new_decoder_architecture, 2 kv heads, ln_attn + ln_mlp, untied
+    [InlineData("falcon_newarch_ln1", "falcon.arch")] // new_decoder_architecture with one LayerNorm
+    [InlineData("gptneox_seq", "gptneox.arch")]       // sequential residual, partial_rotary_factor 0.5, theta 500, no attention bias, tied
     public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
     {
         var oracle = Oracle(family);
