@@ -45,8 +45,10 @@ def causal_case(name, cfg_cls, model_cls, cfg_kw, seed0, seq=12, batch=2, gen=Tr
     for i, h in enumerate(out.hidden_states):
         ref[f"hidden_states.{i}"] = h.float().contiguous()
     if gen:
-        g_ids = model.generate(ids[:1], max_new_tokens=10, do_sample=False, min_new_tokens=10,
-                               eos_token_id=None, pad_token_id=0)
+        # An explicit all-ones mask: without it, generate() treats prompt tokens equal to pad_token_id
+        # as padding (and OPT shifts its positions), which no caller of mc eval asked for.
+        g_ids = model.generate(ids[:1], attention_mask=torch.ones_like(ids[:1]), max_new_tokens=10, do_sample=False,
+                               min_new_tokens=10, eos_token_id=None, pad_token_id=0)
         ref["greedy_ids"] = g_ids.to(torch.int64).contiguous()
     save_file(ref, os.path.join(d, "reference.safetensors"))
     meta = {"family": name, "class": model_cls.__name__, "transformers": T.__version__,
