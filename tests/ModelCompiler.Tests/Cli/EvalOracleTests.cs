@@ -14,6 +14,8 @@ public class EvalOracleTests
     [InlineData("llama_mha", "llama.arch")]         // generated with tools/gen_oracles.py, seed offset 300
     [InlineData("llama_mqa", "llama.arch")]
     [InlineData("llama_rope_theta", "llama.arch")]
+    [InlineData("llama_bias_tied", "llama.arch")]     // tools/gen_extra_oracles.py: q/k/v/o and MLP biases, tied head, head_dim 32, EOS list
+    [InlineData("gpt2_layerscale", "gpt2.arch")]      // scale_attn_by_inverse_layer_idx, n_inner, exact GELU
     [InlineData("llama_rope_linear", "llama.arch")]   // position interpolation, factor 2, 24 tokens past max_position_embeddings 16
     [InlineData("llama_rope_dynamic", "llama.arch")]  // dynamic NTK: greedy follows HF's cached behaviour (keys keep their base)
     public void EvalMatchesHuggingFaceLogitsAndGreedyIds(string family, string arch)
