@@ -70,6 +70,7 @@ internal static class Builtins
             {
                 var t = e.Tensor(a["x"]).Type;
                 long heads = e.Int(a["heads"]);
+                if (t.Rank == 0) throw e.Error(Codes.ShapeMismatch, "split_heads needs a tensor with at least one axis");
                 var last = t[-1];
                 if (!last.IsKnown || heads <= 0 || last.Size % heads != 0)
                     throw e.Error(Codes.ShapeMismatch, $"split_heads: last dimension {last} of {t} does not split into {heads} heads");
@@ -150,6 +151,7 @@ internal static class Builtins
             (e, a) =>
             {
                 var q = e.Tensor(a["q"]).Type;
+                if (q.Rank != 4) throw e.Error(Codes.ShapeMismatch, $"attention expects q as [batch, seq, heads, head_dim], got {q}");
                 double scale = e.Float(a["scale"]);
                 if (scale == 0)
                 {
