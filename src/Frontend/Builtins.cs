@@ -146,6 +146,18 @@ internal static class Builtins
             "T5 bucketed relative position bias [1, heads, q, k]",
             (e, a) => e.Op(OpKind.RelativePositionBias, [a["table"], a["qpos"], a["kpos"]],
                 Attrs.Empty.With("bidirectional", e.Bool(a["bidirectional"])).With("num_buckets", e.Int(a["num_buckets"])).With("max_distance", e.Int(a["max_distance"]))));
+        yield return new("xpos", [T("x"), T("pos"), F("theta", 10000), F("scale_base", 512), B("downscale", false), B("interleaved", true)],
+            "xPos (Sun et al. 2022): rotary embedding of x[batch, seq, heads, head_dim] times ζ_i^(pos/scale_base), ζ_i^(−pos/scale_base) with downscale (keys)",
+            (e, a) =>
+            {
+                double gamma = e.Float(a["scale_base"]), theta = e.Float(a["theta"]);
+                if (!(gamma > 0) || !(theta > 0)) throw e.Error(Codes.BadArguments, $"xpos: theta and scale_base must be positive (got {theta}, {gamma})");
+                return e.Op(OpKind.Xpos, [a["x"], a["pos"]], Attrs.Empty.With("theta", theta).With("scale_base", gamma)
+                    .With("downscale", e.Bool(a["downscale"])).With("interleaved", e.Bool(a["interleaved"])));
+            });
+        yield return new("relative_scores", [T("x"), T("table"), T("qpos"), T("kpos")],
+            "[batch, heads, q, k]: x[b, i, h]·table[qpos_i − kpos_j, h] with table [distances, heads, head_dim] (Transformer-XL's position terms); 0 for distances without a row",
+            (e, a) => e.Op(OpKind.RelativeScores, [a["x"], a["table"], a["qpos"], a["kpos"]]));
         yield return new("attention", [T("q"), T("k"), T("v"), OptT("bias"), S("mask", "none"), F("scale", 0), I("window", 0), I("sinks", 0), I("prefix", 0)],
             "scaled dot-product attention over [batch, seq, heads, head_dim]; GQA when k/v have fewer heads",
             (e, a) =>

@@ -44,6 +44,10 @@ public enum OpKind
     RelativePositionBias, // table[NB, H], qpos i64[S], kpos i64[T] -> f32[1, H, S, T]; attrs bidirectional, num_buckets, max_distance
     Attention,      // q[B,S,Hq,D], k[B,T,Hkv,D], v[B,T,Hkv,Dv] (, bias broadcastable to [B,Hq,S,T]) -> [B,S,Hq,Dv]; attrs scale, mask, window, sinks, prefix
     MoeCombine,     // router_logits[..., E], y_0..y_{E-1}[..., D] -> [..., D]; attrs top_k, normalize
+
+    // Position schemes of the literature variants (examples/variants)
+    Xpos,           // x[B, S, H, D], pos i64[S] -> [B, S, H, D]: RoPE at pos times ζ_i^(±pos/scale_base), ζ_i = (2i + 0.4·D)/(1.4·D) for pair i (Sun et al. 2022); attrs theta, scale_base, downscale (− sign, for keys), interleaved
+    RelativeScores, // x[B, S, H, D], table[L, H, D], qpos i64[S], kpos i64[T] -> [B, H, S, T]: Σ_d x[b,i,h,d]·table[qpos_i − kpos_j, h, d]; 0 where the distance is outside 0..L−1 (Transformer-XL's position terms)
 }
 
 /// <summary>What a pass or backend may assume about an op, in one table.</summary>

@@ -221,6 +221,32 @@ public static class ShapeInference
                     throw new ShapeError($"moe_combine: expert output {ins[1]} does not match router logits {logits}");
                 return ins[1];
             }
+            case OpKind.Xpos:
+            {
+                Arity(op, ins, 2);
+                Float(op, ins[0]);
+                if (ins[0].Rank != 4) throw new ShapeError($"xpos expects [batch, seq, heads, head_dim], got {ins[0]}");
+                Positions(op, ins[1]);
+                if (!Same(ins[1][0], ins[0][1])) throw new ShapeError($"xpos: positions {ins[1]} do not match sequence of {ins[0]}");
+                if (!ins[0][3].IsKnown || ins[0][3].Size % 2 != 0) throw new ShapeError($"xpos: head_dim {ins[0][3]} must be known and even");
+                if (!(attrs.Float("scale_base", 512) > 0)) throw new ShapeError($"xpos: scale_base must be positive, got {attrs.Float("scale_base", 512)}");
+                if (!(attrs.Float("theta", 10000) > 0)) throw new ShapeError($"xpos: theta must be positive, got {attrs.Float("theta", 10000)}");
+                return ins[0];
+            }
+            case OpKind.RelativeScores:
+            {
+                Arity(op, ins, 4);
+                var (x, table) = (ins[0], ins[1]);
+                Float(op, x);
+                SameDType(op, x, table);
+                if (x.Rank != 4) throw new ShapeError($"relative_scores expects x as [batch, seq, heads, head_dim], got {x}");
+                if (table.Rank != 3 || !Same(table[1], x[2]) || !Same(table[2], x[3]))
+                    throw new ShapeError($"relative_scores: table must be [distances, {x[2]}, {x[3]}] to match {x}, got {table}");
+                Positions(op, ins[2]);
+                Positions(op, ins[3]);
+                if (!Same(ins[2][0], x[1])) throw new ShapeError($"relative_scores: query positions {ins[2]} do not match sequence of {x}");
+                return new TensorType(x.DType, x[0], x[2], x[1], ins[3][0]);
+            }
             default:
                 throw new ShapeError($"no typing rule for {op.Mnemonic()}");
         }

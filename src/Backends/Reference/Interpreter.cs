@@ -206,6 +206,8 @@ public sealed class Interpreter
             OpKind.RelativePositionBias => Positional.RelativePositionBias(node, x[0], x[1], x[2]),
             OpKind.Attention => AttentionOps.Attention(node, x[0], x[1], x[2], Optional(3)),
             OpKind.MoeCombine => AttentionOps.MoeCombine(node, x[0], x[1..]),
+            OpKind.Xpos => PositionVariants.Xpos(node, x[0], x[1]),
+            OpKind.RelativeScores => PositionVariants.RelativeScores(node, x[0], x[1], x[2], x[3]),
             _ => throw new InvalidOperationException($"the reference interpreter has no implementation of {node.Op.Mnemonic()}"),
         };
     }
@@ -222,7 +224,8 @@ public sealed class Interpreter
             or OpKind.Attention or OpKind.MoeCombine => "ffff", // every operand (MoeCombine's beyond 4 too)
         OpKind.Embedding => "i",
         OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
-        OpKind.Rope => "fi",
+        OpKind.Rope or OpKind.Xpos => "fi",
+        OpKind.RelativeScores => "ffii",
         OpKind.RelativePositionBias => "fii",
         _ => null,
     };
