@@ -115,10 +115,14 @@ public static class GraphStatistics
                     flops += 2.0 * pairs * Size(q[2]) * (Size(q[3]) + Size(n.Input(2).Type[3]));
                     break;
                 }
+                case OpKind.RelativeScores:
+                    // out[b, h, i, j] = Σ_d x[b, i, h, d] · table[i − j, h, d]
+                    flops += 2.0 * outElements * Size(n.Input(0).Type[3]);
+                    break;
                 case OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax:
                     flops += 5 * outElements;
                     break;
-                case var op when op.IsElementwiseBinary() || op.IsElementwiseUnary() || op is OpKind.Rope:
+                case var op when op.IsElementwiseBinary() || op.IsElementwiseUnary() || op is OpKind.Rope or OpKind.Xpos:
                     flops += outElements;
                     break;
             }

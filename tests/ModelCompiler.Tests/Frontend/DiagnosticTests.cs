@@ -136,7 +136,7 @@ public sealed class DiagnosticTests
         { "shapes that do not broadcast", X4 + "input z: f32[batch, 5]\nforward {\n  output y = x + z\n}",
             Codes.ShapeMismatch, 4, 14, "add: shapes [batch,4] and [batch,5] do not broadcast" },
         { "attention on a matrix", X4 + "forward {\n  output y = attention(x, x, x)\n}",
-            Codes.ShapeMismatch, 3, 14, "attention: its arguments do not fit (q f32[batch,4], k f32[batch,4], v f32[batch,4])" },
+            Codes.ShapeMismatch, 3, 14, "attention expects q as [batch, seq, heads, head_dim], got f32[batch,4]" },
         { "zero weight dimension", X4 + "forward {\n  weight w: [0, 4] = \"w\"\n  output y = linear(x, w)\n}",
             Codes.BadShape, 3, 14, "dimension 0 must be positive" },
         { "negative weight dimension", "hyper d: int = -4\n" + X4 + "forward {\n  weight w: [d, 4] = \"w\"\n  output y = linear(x, w)\n}",
