@@ -512,7 +512,7 @@ public sealed class Elaborator
             Error(Codes.WrongValueType, $"{callee}: '{param}' expects {(kind == "tensor?" ? "a tensor" : Article(kind))}, got {Describe(value)}", span);
     }
 
-    private static string Article(string kind) => kind is "int" or "ints" or "any" ? $"an {kind}" : $"a {kind}";
+    private static string Article(string kind) => ValueTypes.Describe(kind);
 
     private static string Describe(Value v) => v switch
     {

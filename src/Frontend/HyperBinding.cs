@@ -132,7 +132,7 @@ public static class HyperBinding
         return false;
     }
 
-    private static string Article(string type) => type is "int" or "ints" ? $"an {type}" : $"a {type}";
+    private static string Article(string type) => ValueTypes.Describe(type);
 
     private static Value? FromJson(JsonNode node, string type)
     {

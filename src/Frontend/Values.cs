@@ -54,6 +54,7 @@ public static class ValueTypes
                 if (v is IntValue single) { converted = new ListValue([single]); return true; }
                 return v is ListValue l && l.Items.All(x => x is IntValue);
             case "floats":
+                if (v is IntValue or FloatValue) { converted = new ListValue([new FloatValue(v is IntValue si ? si.V : ((FloatValue)v).V)]); return true; }
                 if (v is ListValue fl && fl.Items.All(x => x is IntValue or FloatValue))
                 {
                     converted = new ListValue(fl.Items.Select(x => x is IntValue iv ? new FloatValue(iv.V) : x).ToImmutableArray());
@@ -65,13 +66,24 @@ public static class ValueTypes
     }
 
     /// <summary>The plain value stored in a graph's hyperparameter table.</summary>
+    /// <summary>"an int", "a float", "a list of ints": how messages name a type.</summary>
+    public static string Describe(string type) => type switch
+    {
+        "ints" => "a list of ints",
+        "floats" => "a list of floats",
+        "int" or "any" => $"an {type}",
+        _ => $"a {type}",
+    };
+
     public static object ToObject(Value v) => v switch
     {
         IntValue i => i.V,
         FloatValue f => f.V,
         BoolValue b => b.V,
         StringValue s => s.V,
-        ListValue l => l.Items.All(x => x is IntValue) ? l.Items.Select(x => ((IntValue)x).V).ToArray() : l.ToString(),
+        ListValue l when l.Items.All(x => x is IntValue) => l.Items.Select(x => ((IntValue)x).V).ToArray(),
+        ListValue l when l.Items.All(x => x is FloatValue) => l.Items.Select(x => ((FloatValue)x).V).ToArray(),
+        ListValue l => l.ToString(),
         _ => v.ToString() ?? "",
     };
 }

@@ -64,6 +64,7 @@ public sealed class Attrs : IEquatable<Attrs>
         bool b => b ? "true" : "false",
         string s => Quote(s),
         long[] a => "[" + string.Join(",", a.Select(x => x.ToString(CultureInfo.InvariantCulture))) + "]",
+        double[] a => "[" + string.Join(",", a.Select(FormatDouble)) + "]",
         _ => value.ToString() ?? "",
     };
 
