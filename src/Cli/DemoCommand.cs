@@ -35,11 +35,20 @@ internal static class DemoCommand
         {
             var clock = Stopwatch.StartNew();
             var path = parse.GetValue(model)!;
+            // Outside a checkout (mc installed as a tool) the default model comes from mc's built-in library.
+            Frontend.IArchFiles? files = null;
+            if (!File.Exists(path) && path == Path.Combine("examples", "llama.arch"))
+            {
+                path = Frontend.BuiltinArchFiles.Scheme + "llama.arch";
+                files = Frontend.BuiltinArchFiles.Instance;
+            }
             var userSets = CommonOptions.ParseSets(parse.GetValue(set));
-            var source = Frontend.ArchLoader.Load(path, new Frontend.DiagnosticBag());
+            var source = files is null && !File.Exists(path) ? null : Frontend.ArchLoader.Load(path, new Frontend.DiagnosticBag(), files);
             var sets = TinySizes.Where(kv => source?.Hypers.Any(h => h.Name == kv.Key) == true).ToDictionary();
             foreach (var (k, v) in userSets) sets[k] = v;
-            var loaded = CommonOptions.Load(path, null, sets.Select(kv => $"{kv.Key}={kv.Value}").ToArray());
+            var loaded = files is null
+                ? CommonOptions.Load(path, null, sets.Select(kv => $"{kv.Key}={kv.Value}").ToArray())
+                : Frontend.ModelFrontend.Load(path, null, sets, files);
             var graph = loaded.Graph;
             new PassManager(PassManager.InterpreterPipeline).Run(graph);
 
