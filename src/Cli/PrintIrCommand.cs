@@ -18,9 +18,10 @@ internal static class PrintIrCommand
         var disable = new Option<string[]>("--disable-pass") { Description = "skip these passes", AllowMultipleArgumentsPerToken = true };
         var timePasses = new Option<bool>("--time-passes") { Description = "report each pass's time" };
         var raw = new Option<bool>("--no-passes") { Description = "print the IR exactly as elaborated, before any pass" };
+        var passes = new Option<string?>("--passes") { Description = "the pipeline to run, comma-separated (default: the interpreter's; see mc passes), e.g. dead-code-elimination,kv-cache" };
         var command = new Command("print-ir", "Print a model's dataflow IR (after the interpreter pipeline) in its stable text form.")
         {
-            model, set, config, weights, locations, printAfter, disable, timePasses, raw,
+            model, set, config, weights, locations, printAfter, disable, timePasses, raw, passes,
         };
         command.SetAction(parse =>
         {
@@ -28,7 +29,8 @@ internal static class PrintIrCommand
                 CommonOptions.ResolveConfig(parse.GetValue(config), parse.GetValue(weights)), parse.GetValue(set));
             if (!parse.GetValue(raw))
             {
-                var manager = new PassManager(PassManager.InterpreterPipeline, new PassManager.Options
+                var pipeline = parse.GetValue(passes) is { } list ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : PassManager.InterpreterPipeline;
+                var manager = new PassManager(pipeline, new PassManager.Options
                 {
                     PrintIrAfter = (parse.GetValue(printAfter) ?? []).ToHashSet(),
                     Disabled = (parse.GetValue(disable) ?? []).ToHashSet(),

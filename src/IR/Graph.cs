@@ -69,6 +69,12 @@ public sealed class Graph
             if (_outputs[i].Value == oldValue) _outputs[i] = new(_outputs[i].Key, newValue);
     }
 
+    /// <summary>Points operand <paramref name="index"/> of <paramref name="user"/> at <paramref name="value"/>; the verifier checks the types.</summary>
+    public void ReplaceInput(Node user, int index, Node value) => user.Inputs = user.Inputs.SetItem(index, value);
+
+    /// <summary>Adds an operand at the end of <paramref name="user"/>'s inputs (an op's optional trailing input).</summary>
+    public void AppendInput(Node user, Node value) => user.Inputs = user.Inputs.Add(value);
+
     /// <summary>Keeps only the given nodes, in their current relative order.</summary>
     public void RetainOnly(IReadOnlySet<Node> keep) => _nodes.RemoveAll(n => !keep.Contains(n));
 

@@ -37,7 +37,8 @@ public enum OpKind
 
     // Transformer building blocks
     Embedding,      // ids[...] (integer), table[V, D] -> [..., D]
-    Positions,      // x: positions 0..n-1 (+offset) along x's axis; attrs axis, offset -> i64[n]
+    Positions,      // x (, past): positions offset..offset+n-1 along x's axis, offset = attr offset + past.shape[axis] when a past is given; attrs axis, offset -> i64[n]
+    CacheAppend,    // past[B, P, ...], new[B, S, ...] -> [B, P+S, ...] along attr axis (1); the result's length is the symbol named by attr length (a KV cache grows)
     SinusoidalPositions, // pos i64[S] -> f32[S, dim]; attrs dim, base, interleaved
     Rope,           // x[B, S, H, D], pos i64[S]; attrs theta, rotary_dim, interleaved, scaling, factor, original_max_positions
     AlibiBias,      // qpos i64[S], kpos i64[T] -> f32[1, H, S, T]; attrs heads

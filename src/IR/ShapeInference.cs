@@ -142,9 +142,21 @@ public static class ShapeInference
                 return new TensorType(ins[1].DType, ins[0].Shape.Add(ins[1][1]));
             case OpKind.Positions:
             {
-                Arity(op, ins, 1);
+                if (ins.Count is not (1 or 2)) throw new ShapeError($"positions takes (x[, past]), got {ins.Count} inputs");
                 int axis = Axis(op, ins[0], attrs.Int("axis"));
+                if (ins.Count == 2) Axis(op, ins[1], attrs.Int("axis"));
                 return new TensorType(DType.I64, ins[0].Shape[axis]);
+            }
+            case OpKind.CacheAppend:
+            {
+                Arity(op, ins, 2);
+                SameDType(op, ins[0], ins[1]);
+                int axis = Axis(op, ins[0], attrs.Int("axis"));
+                if (ins[0].Rank != ins[1].Rank) throw new ShapeError($"cache_append: ranks differ ({ins[0]} and {ins[1]})");
+                for (int i = 0; i < ins[0].Rank; i++)
+                    if (i != axis && ins[0].Shape[i] != ins[1].Shape[i])
+                        throw new ShapeError($"cache_append: {ins[0]} and {ins[1]} differ on axis {i}");
+                return ins[0].WithShape(ins[0].Shape.SetItem(axis, Dim.Sym(attrs.Str("length"))));
             }
             case OpKind.SinusoidalPositions:
                 Arity(op, ins, 1);

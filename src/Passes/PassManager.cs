@@ -13,6 +13,7 @@ public sealed class PassManager
     public static IReadOnlyList<IPass> Registry { get; } = new IPass[]
     {
         new DeadCodeElimination(),
+        new KvCacheRewrite(),
     };
 
     /// <summary>The default pipeline for the reference interpreter: cleanup only, so it runs what the user wrote.</summary>

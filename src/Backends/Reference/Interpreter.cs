@@ -170,6 +170,9 @@ public sealed class Interpreter
     /// <summary>A result that disagrees with its node's type is an interpreter or typing-rule bug, not a user error.</summary>
     private static void CheckType(Node node, RefTensor result, Dictionary<string, long> bindings)
     {
+        // A symbol no input binds (a KV cache's total length) is bound by the first result that has it.
+        for (int i = 0; i < node.Type.Rank && i < result.Shape.Length; i++)
+            if (node.Type.Shape[i].Symbol is { } symbol && !bindings.ContainsKey(symbol)) bindings[symbol] = result.Shape[i];
         var expected = Resolve(node, bindings);
         if (result.DType != node.Type.DType || !expected.SequenceEqual(result.Shape))
             throw new InvalidOperationException(
@@ -199,7 +202,8 @@ public sealed class Interpreter
             OpKind.Concat => ShapeOps.Concat(node, x),
             OpKind.Cast => ShapeOps.Cast(node, x[0]),
             OpKind.Embedding => Positional.Embedding(node, x[0], x[1]),
-            OpKind.Positions => Positional.Positions(node, x[0]),
+            OpKind.Positions => Positional.Positions(node, x[0], Optional(1)),
+            OpKind.CacheAppend => ShapeOps.Concat(node, x),
             OpKind.SinusoidalPositions => Positional.SinusoidalPositions(node, x[0]),
             OpKind.Rope => Positional.Rope(node, x[0], x[1], cachedPrefixLength),
             OpKind.AlibiBias => Positional.AlibiBias(node, x[0], x[1]),

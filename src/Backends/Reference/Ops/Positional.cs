@@ -24,11 +24,11 @@ internal static class Positional
         return Layout.Gather(table, shape, index, node.Type.DType);
     }
 
-    /// <summary>offset, offset+1, ... as many as x has along axis.</summary>
-    public static RefTensor Positions(Node node, RefTensor x)
+    /// <summary>offset, offset+1, ... as many as x has along axis; a past (a KV cache) moves the offset by its length.</summary>
+    public static RefTensor Positions(Node node, RefTensor x, RefTensor? past = null)
     {
         int axis = Layout.Axis(node.Attrs.Int("axis"), x.Rank, node);
-        long offset = node.Attrs.Int("offset", 0);
+        long offset = node.Attrs.Int("offset", 0) + (past is null ? 0 : past.Shape[axis]);
         var r = new long[x.Shape[axis]];
         for (int i = 0; i < r.Length; i++) r[i] = offset + i;
         return new RefTensor(DType.I64, [r.Length], null, r);
