@@ -12,12 +12,22 @@ public sealed class PassManager
     /// <summary>Every pass the compiler knows, by name; <c>mc passes</c> lists this.</summary>
     public static IReadOnlyList<IPass> Registry { get; } = new IPass[]
     {
+        new Canonicalize(),
+        new ConstantFolding(),
+        new CommonSubexpressionElimination(),
         new DeadCodeElimination(),
         new KvCacheRewrite(),
     };
 
     /// <summary>The default pipeline for the reference interpreter: cleanup only, so it runs what the user wrote.</summary>
     public static IReadOnlyList<string> InterpreterPipeline { get; } = ["dead-code-elimination"];
+
+    /// <summary>
+    /// The cleanup every compiled target starts from. Order matters: canonicalisation exposes constants
+    /// and duplicates (a reshape of a reshape), folding makes constants equal, CSE then merges them,
+    /// and dead-code elimination sweeps up what they left.
+    /// </summary>
+    public static IReadOnlyList<string> CleanupPipeline { get; } = ["canonicalize", "constant-folding", "common-subexpression-elimination", "dead-code-elimination"];
 
     public sealed record Options
     {
