@@ -21,6 +21,7 @@ public static class McApp
         root.Add(DemoCommand.Create(context));
         root.Add(StatsCommand.Create(context));
         root.Add(ImportHfCommand.Create(context));
+        root.Add(GraphCommand.Create(context));
         root.Add(PassesCommand.Create(context));
 
         var parse = root.Parse(args);
