@@ -21,6 +21,10 @@ public enum OpKind
     // Linear algebra
     Linear,         // x[..., K], w[N, K] (, b[N]) -> [..., N]   (PyTorch's nn.Linear layout)
     MatMul,         // a[..., M, K], b[..., K, N] -> [..., M, N], batch dims broadcast
+    FusedLinear,    // one GEMM with its prologue and epilogue (made by the fusion passes): x[..., K], w[N, K], then in order the
+                    // norm weight/bias (attr norm_inputs), bias (attr bias), residual (attr residual):
+                    // y = residual + gate?(act(norm(x)·wᵀ + b)); attrs prologue (none|rms_norm|layer_norm), eps, offset,
+                    // activation (none|relu|gelu|gelu_tanh|silu|sigmoid|tanh), gate (act(y[:N/2]) * y[N/2:]: SwiGLU/GeGLU)
 
     // Normalisation and reductions
     RmsNorm,        // x[..., D], w[D]: x / sqrt(mean(x^2) + eps) * (offset + w); attrs eps, offset

@@ -50,6 +50,32 @@ public static class ShapeInference
                     throw new ShapeError($"linear: bias {ins[2]} does not match weight's {w[0]} outputs");
                 return x.WithShape(x.Shape.SetItem(x.Rank - 1, w[0]));
             }
+            case OpKind.FusedLinear:
+            {
+                long normInputs = attrs.Int("norm_inputs", 0);
+                bool bias = attrs.Bool("bias", false), residual = attrs.Bool("residual", false), gate = attrs.Bool("gate", false);
+                var prologue = attrs.Str("prologue", "none");
+                if (prologue is not ("none" or "rms_norm" or "layer_norm") || normInputs is < 0 or > 2 || (prologue == "none" && normInputs > 0)
+                    || (prologue == "rms_norm" && normInputs > 1))
+                    throw new ShapeError($"fused_linear: prologue '{prologue}' with {normInputs} norm inputs");
+                if (attrs.Str("activation", "none") is not ("none" or "relu" or "gelu" or "gelu_tanh" or "silu" or "sigmoid" or "tanh"))
+                    throw new ShapeError($"fused_linear: unknown activation '{attrs.Str("activation")}'");
+                int expected = 2 + (int)normInputs + (bias ? 1 : 0) + (residual ? 1 : 0);
+                if (ins.Count != expected) throw new ShapeError($"fused_linear: attributes call for {expected} inputs, got {ins.Count}");
+                var (x, w) = (ins[0], ins[1]);
+                Float(op, x);
+                if (w.Rank != 2 || x.Rank < 1 || !Same(x[-1], w[1]) || !w[0].IsKnown)
+                    throw new ShapeError($"fused_linear: input {x} does not match weight {w}");
+                for (int i = 0; i < normInputs; i++)
+                    if (ins[2 + i].Rank != 1 || !Same(ins[2 + i][0], x[-1])) throw new ShapeError($"fused_linear: norm parameter {ins[2 + i]} does not match {x}");
+                if (bias && (ins[2 + (int)normInputs].Rank != 1 || !Same(ins[2 + (int)normInputs][0], w[0])))
+                    throw new ShapeError($"fused_linear: bias {ins[2 + (int)normInputs]} does not match weight {w}");
+                long n = w[0].Size;
+                if (gate && n % 2 != 0) throw new ShapeError($"fused_linear: a gated epilogue needs an even number of outputs, got {n}");
+                var result = x.WithShape(x.Shape.SetItem(x.Rank - 1, gate ? n / 2 : n));
+                if (residual && !ins[^1].Equals(result)) throw new ShapeError($"fused_linear: residual {ins[^1]} does not match the result {result}");
+                return result;
+            }
             case OpKind.MatMul:
             {
                 Arity(op, ins, 2);

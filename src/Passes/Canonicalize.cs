@@ -11,6 +11,7 @@ namespace ModelCompiler.Passes;
 /// slice %x over a whole known axis    -> %x
 /// reshape (reshape %x)                -> reshape %x
 /// mul %x, const 1 / add %x, const 0   -> %x   (when %x already has the result's type)
+/// positions (rms_norm %x)              -> positions %x   (positions read only a length; this frees the norm to fuse)
 /// </code>
 /// </summary>
 public sealed class Canonicalize : IPass
@@ -64,6 +65,13 @@ public sealed class Canonicalize : IPass
                 var x = n.Input(0).Type;
                 int axis = (int)(n.Attrs.Int("axis") < 0 ? n.Attrs.Int("axis") + x.Rank : n.Attrs.Int("axis"));
                 return n.Attrs.Int("start") == 0 && x.Shape[axis].IsKnown && n.Attrs.Int("end") == x.Shape[axis].Size ? n.Input(0) : null;
+            }
+            case OpKind.Positions:
+            {
+                var source = n.Input(0);
+                while (source.Op is OpKind.RmsNorm or OpKind.LayerNorm || source.Op.IsElementwiseUnary()) source = source.Input(0);
+                if (source == n.Input(0)) return null;
+                return builder.Add(OpKind.Positions, n.Inputs.SetItem(0, source), n.Attrs);
             }
             case OpKind.Mul or OpKind.Add:
             {

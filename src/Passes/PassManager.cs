@@ -16,6 +16,9 @@ public sealed class PassManager
         new ConstantFolding(),
         new CommonSubexpressionElimination(),
         new DeadCodeElimination(),
+        new ConcatLinears(),
+        new FuseNormLinear(),
+        new FuseLinearEpilogue(),
         new KvCacheRewrite(),
     };
 
@@ -28,6 +31,13 @@ public sealed class PassManager
     /// and dead-code elimination sweeps up what they left.
     /// </summary>
     public static IReadOnlyList<string> CleanupPipeline { get; } = ["canonicalize", "constant-folding", "common-subexpression-elimination", "dead-code-elimination"];
+
+    /// <summary>
+    /// Cleanup, then fusion for compiled targets. Order matters: concatenating q/k/v (gate/up) first
+    /// leaves each norm with one linear user, so it can become that GEMM's prologue; the gate epilogue
+    /// needs gate and up to be halves of one GEMM.
+    /// </summary>
+    public static IReadOnlyList<string> FusionPipeline { get; } = [.. CleanupPipeline, "concat-linears", "fuse-norm-linear", "fuse-linear-epilogue"];
 
     public sealed record Options
     {

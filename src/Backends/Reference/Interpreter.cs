@@ -192,6 +192,7 @@ public sealed class Interpreter
             var op when op.IsElementwiseUnary() => Elementwise.Unary(node, x[0]),
             OpKind.Linear => LinearAlgebra.Linear(node, x[0], x[1], Optional(2)),
             OpKind.MatMul => LinearAlgebra.MatMul(node, x[0], x[1]),
+            OpKind.FusedLinear => LinearAlgebra.FusedLinear(node, x),
             OpKind.RmsNorm => Normalization.RmsNorm(node, x[0], Optional(1), Optional(2)),
             OpKind.LayerNorm => Normalization.LayerNorm(node, x[0], Optional(1), Optional(2)),
             OpKind.Softmax => Normalization.Softmax(node, x[0]),
@@ -224,7 +225,7 @@ public sealed class Interpreter
     private static string? OperandKinds(OpKind op) => op switch
     {
         var o when o.IsElementwiseUnary() => "f",
-        OpKind.Linear or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
+        OpKind.Linear or OpKind.FusedLinear or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
             or OpKind.Attention or OpKind.MoeCombine => "ffff", // every operand (MoeCombine's beyond 4 too)
         OpKind.Embedding => "i",
         OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",

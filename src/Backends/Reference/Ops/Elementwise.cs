@@ -74,7 +74,16 @@ internal static class Elementwise
     public static RefTensor Unary(Node node, RefTensor x)
     {
         var src = x.F ?? throw new InvalidOperationException($"{Interpreter.Describe(node)} needs a float tensor");
-        Func<double, double> f = node.Op switch
+        var f = UnaryFunction(node.Op);
+        var r = new double[src.Length];
+        for (int e = 0; e < r.Length; e++) r[e] = f(src[e]);
+        return new RefTensor(node.Type.DType, x.Shape, r, null);
+    }
+
+    /// <summary>The scalar function of a unary op (shared with fused ops, so both compute the same values).</summary>
+    public static Func<double, double> UnaryFunction(OpKind op)
+    {
+        return op switch
         {
             OpKind.Neg => v => -v,
             OpKind.Exp => Math.Exp,
@@ -89,11 +98,8 @@ internal static class Elementwise
             OpKind.Gelu => v => 0.5 * v * SpecialFunctions.Erfc(-v / Sqrt2),
             OpKind.GeluTanh => v => 0.5 * v * (1.0 + Math.Tanh(SqrtTwoOverPi * (v + 0.044715 * v * v * v))),
             OpKind.Silu => v => v * Sigmoid(v),
-            _ => throw new InvalidOperationException($"{node.Op} is not a unary op"),
+            _ => throw new InvalidOperationException($"{op} is not a unary op"),
         };
-        var r = new double[src.Length];
-        for (int e = 0; e < r.Length; e++) r[e] = f(src[e]);
-        return new RefTensor(node.Type.DType, x.Shape, r, null);
     }
 
     /// <summary>1/(1+e^−x), evaluated so that neither branch overflows.</summary>

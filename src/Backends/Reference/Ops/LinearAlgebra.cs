@@ -31,6 +31,49 @@ internal static class LinearAlgebra
         return new RefTensor(node.Type.DType, shape, y, null);
     }
 
+    /// <summary>
+    /// The fused linear of the fusion passes, computed in the order its parts would run unfused:
+    /// norm (prologue), x·wᵀ + b, activation or gate, + residual.
+    /// </summary>
+    public static RefTensor FusedLinear(Node node, RefTensor[] ins)
+    {
+        var a = node.Attrs;
+        int normInputs = (int)a.Int("norm_inputs", 0), at = 2;
+        RefTensor? normW = normInputs > 0 ? ins[at++] : null, normB = normInputs > 1 ? ins[at++] : null;
+        RefTensor? bias = a.Bool("bias", false) ? ins[at++] : null;
+        RefTensor? residual = a.Bool("residual", false) ? ins[at] : null;
+        var x = a.Str("prologue", "none") switch
+        {
+            "rms_norm" => Normalization.RmsNorm(node, ins[0], normW, null),
+            "layer_norm" => Normalization.LayerNorm(node, ins[0], normW, normB),
+            _ => ins[0],
+        };
+        var y = Linear(node, x, ins[1], bias);
+        var activation = a.Str("activation", "none");
+        var f = activation == "none" ? null : Elementwise.UnaryFunction(activation switch
+        {
+            "relu" => OpKind.Relu, "gelu" => OpKind.Gelu, "gelu_tanh" => OpKind.GeluTanh, "silu" => OpKind.Silu,
+            "sigmoid" => OpKind.Sigmoid, _ => OpKind.Tanh,
+        });
+        var ys = y.F!;
+        int n = (int)y.Shape[^1], rows = Layout.Rows(y.Shape);
+        bool gate = a.Bool("gate", false);
+        int outN = gate ? n / 2 : n;
+        var shape = y.Shape.ToArray();
+        shape[^1] = outN;
+        var r = new double[rows * outN];
+        for (int row = 0; row < rows; row++)
+            for (int j = 0; j < outN; j++)
+            {
+                double v = ys[row * n + j];
+                if (f is not null) v = f(v);
+                if (gate) v *= ys[row * n + outN + j];
+                if (residual is not null) v = residual.F![row * outN + j] + v;
+                r[row * outN + j] = v;
+            }
+        return new RefTensor(node.Type.DType, shape, r, null);
+    }
+
     /// <summary>c[..., m, n] = Σ_k a[..., m, k]·b[..., k, n], the batch dims broadcast.</summary>
     public static RefTensor MatMul(Node node, RefTensor a, RefTensor b)
     {
