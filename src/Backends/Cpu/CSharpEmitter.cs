@@ -81,11 +81,11 @@ public sealed partial class CSharpEmitter
         Line("{");
         Line($"    public string Name => {Literal(_graph.Name)};");
         Line();
-        Line($"    public IReadOnlyList<TensorSpec> Inputs {{ get; }} = {SpecList(inputs)};");
+        Line($"    public IReadOnlyList<TensorSpec> Inputs {{ get; }} ={SpecList(inputs)};");
         Line();
-        Line($"    public IReadOnlyList<TensorSpec> Outputs {{ get; }} = {SpecList(outputs)};");
+        Line($"    public IReadOnlyList<TensorSpec> Outputs {{ get; }} ={SpecList(outputs)};");
         Line();
-        Line($"    public IReadOnlyList<TensorSpec> Weights {{ get; }} = {SpecList(weights)};");
+        Line($"    public IReadOnlyList<TensorSpec> Weights {{ get; }} ={SpecList(weights)};");
         Line();
         Line("    public bool WeightsLoaded { get; private set; }");
         Line();
@@ -316,7 +316,7 @@ public sealed partial class CSharpEmitter
     private static bool IsAlias(Node n) =>
         n.Op == OpKind.Reshape || (n.Op == OpKind.Cast && n.Type.DType.IsFloat() && n.Inputs[0].Type.DType.IsFloat());
 
-    private string NameComment(Node n) => n.Name is null ? "" : "  " + Comment(Literal(n.Name));
+    private string NameComment(Node n) => n.Name is null || n.Op is OpKind.Input or OpKind.Weight ? "" : "  " + Comment(Literal(n.Name));
 
     private static string ConstValue(Node n)
     {
@@ -332,7 +332,7 @@ public sealed partial class CSharpEmitter
 
     private static string SpecList(IReadOnlyList<TensorSpec> specs)
     {
-        if (specs.Count == 0) return "[]";
+        if (specs.Count == 0) return " []";
         var sb = new StringBuilder("\n    [\n");
         foreach (var s in specs)
         {

@@ -4,7 +4,7 @@ using ModelCompiler.IR;
 using ModelCompiler.Runtime;
 using RefInterpreter = ModelCompiler.Backends.Reference.Interpreter;
 
-namespace ModelCompiler.Tests.CpuBackend;
+namespace ModelCompiler.Tests.CpuTarget;
 
 /// <summary>
 /// A graph built node by node with seeded random weights, compiled for the CPU once, and run side by side with

@@ -2,9 +2,9 @@ using System.Collections.Concurrent;
 using ModelCompiler.Backends.Reference;
 using ModelCompiler.IR;
 using ModelCompiler.Runtime;
-using static ModelCompiler.Tests.CpuBackend.CpuHarness;
+using static ModelCompiler.Tests.CpuTarget.CpuHarness;
 
-namespace ModelCompiler.Tests.CpuBackend;
+namespace ModelCompiler.Tests.CpuTarget;
 
 /// <summary>
 /// One graph that uses every op in every form the CPU emitter distinguishes (each broadcast pattern, every

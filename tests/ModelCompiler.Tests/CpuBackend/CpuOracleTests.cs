@@ -1,7 +1,7 @@
 using Xunit.Abstractions;
 using ModelCompiler.Tests.Oracles;
 
-namespace ModelCompiler.Tests.CpuBackend;
+namespace ModelCompiler.Tests.CpuTarget;
 
 /// <summary>
 /// Every oracle folder (tests/oracles, made by Hugging Face transformers) through <c>mc eval &lt;folder&gt; --target cpu</c>,
