@@ -135,7 +135,7 @@ public sealed class CpuCodegenTests
         model.LoadWeights(n => n == "w:" + name ? [1, 2, 3, 4] : throw new KeyNotFoundException(n));
         var result = model.Run(new Dictionary<string, HostTensor> { ["in:" + name] = HostTensor.FromFloats([2, 4], [1, 1, 1, 1, 2, 2, 2, 2]) });
         Assert.Equal(["out:" + name], result.Keys);
-        Assert.Equal([1f, 2, 3, 4, 2, 4, 6, 8], result["out:" + name].Floats);
+        Assert.Equal([1f, 2, 3, 4, 2, 4, 6, 8], result["out:" + name].Floats!);
     }
 
     [Theory]
