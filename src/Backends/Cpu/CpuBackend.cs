@@ -32,27 +32,30 @@ public static class CpuBackend
         var generated = CSharpEmitter.Emit(graph);
         var emitTime = clock.Elapsed;
         var key = CacheKey(generated.Source);
-        if (Memory.TryGetValue(key, out var cached))
-            return new CpuArtifact(generated, cached, key, emitTime, TimeSpan.Zero, FromCache: true);
         string? cacheFile = cacheDirectory is null ? null : Path.Combine(cacheDirectory, key + ".dll");
-        if (cacheFile is not null && File.Exists(cacheFile))
+        var compileTime = TimeSpan.Zero;
+        bool fromCache = true;
+        if (!Memory.TryGetValue(key, out var assembly))
         {
-            var bytes = File.ReadAllBytes(cacheFile);
-            Memory[key] = bytes;
-            return new CpuArtifact(generated, bytes, key, emitTime, TimeSpan.Zero, FromCache: true);
+            if (cacheFile is not null && File.Exists(cacheFile))
+                assembly = File.ReadAllBytes(cacheFile);
+            else
+            {
+                clock.Restart();
+                assembly = RoslynCompiler.Compile(generated.Source, $"{CSharpEmitter.Namespace}.{generated.ClassName}");
+                compileTime = clock.Elapsed;
+                fromCache = false;
+            }
+            Memory[key] = assembly;
         }
-        clock.Restart();
-        var assembly = RoslynCompiler.Compile(generated.Source, $"{CSharpEmitter.Namespace}.{generated.ClassName}");
-        var compileTime = clock.Elapsed;
-        Memory[key] = assembly;
-        if (cacheFile is not null)
+        if (cacheFile is not null && !File.Exists(cacheFile))
         {
             Directory.CreateDirectory(cacheDirectory!);
             var temp = cacheFile + "." + Guid.NewGuid().ToString("N") + ".tmp";
             File.WriteAllBytes(temp, assembly);
             File.Move(temp, cacheFile, overwrite: true);
         }
-        return new CpuArtifact(generated, assembly, key, emitTime, compileTime, FromCache: false);
+        return new CpuArtifact(generated, assembly, key, emitTime, compileTime, fromCache);
     }
 
     /// <summary>A new instance of the compiled model (weights not loaded), from an assembly in its own load context.</summary>

@@ -171,4 +171,21 @@ public sealed class CompiledModelTests(TinyLlamaFixture llama) : IClassFixture<T
         Assert.Equal([-4f, -5], r["neg"].Floats!);
         Assert.Equal([4f, 5], data);
     }
+
+    [Fact]
+    public void DiskCacheHoldsTheAssemblyUnderTheSourceHash()
+    {
+        var dir = Directory.CreateTempSubdirectory("mc-cpu-cache-").FullName;
+        try
+        {
+            var artifact = CpuBackend.Compile(llama.Graph, dir);
+            Assert.Equal(CpuBackend.CacheKey(artifact.Generated.Source), artifact.Key);
+            Assert.Equal(artifact.Assembly, File.ReadAllBytes(Path.Combine(dir, artifact.Key + ".dll")));
+            Assert.True(CpuBackend.Compile(llama.Graph, dir).FromCache);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }
