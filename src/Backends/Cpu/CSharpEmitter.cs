@@ -207,7 +207,8 @@ public sealed partial class CSharpEmitter
         var lastUse = dynamic.ToDictionary(n => n, n => outputs.Contains(n) ? int.MaxValue : _index[n]);
         foreach (var n in dynamic)
             foreach (var i in n.Inputs)
-                if (lastUse.TryGetValue(i, out var last) && last != int.MaxValue) lastUse[i] = Math.Max(last, _index[n]);
+                if (n.Op != OpKind.Positions   // positions reads only its input's (static) shape, never its data
+                    && lastUse.TryGetValue(i, out var last) && last != int.MaxValue) lastUse[i] = Math.Max(last, _index[n]);
 
         var group = new Dictionary<Node, Group>();
         var body = new List<(Node Node, List<string> Lines)>();
