@@ -30,9 +30,10 @@ public static class RoslynCompiler
         if (!result.Success)
         {
             var errors = result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+            // The first error on the first line (what mc prints of an internal error), all of them below.
             throw new InvalidOperationException(
-                $"the generated C# for {assemblyName} does not compile ({errors.Count} errors):\n  " +
-                string.Join("\n  ", errors.Take(20).Select(d => d.ToString())));
+                $"the generated C# for {assemblyName} does not compile: {errors[0]}{(errors.Count > 1 ? $" (and {errors.Count - 1} more)" : "")}\n  " +
+                string.Join("\n  ", errors.Take(50).Select(d => d.ToString())));
         }
         return stream.ToArray();
     }

@@ -185,4 +185,15 @@ public sealed class CpuCodegenTests
         Assert.Equal("float.NaN", CSharpText.Float(float.NaN));
         Assert.Equal("0.1f", CSharpText.Float(0.1f));
     }
+
+    [Fact]
+    public void SourceThatDoesNotCompileIsAnInternalErrorListingRoslynsDiagnostics()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            RoslynCompiler.Compile("class Broken { int M() { int y = \"s\"; return z; } }", "Broken"));
+        Assert.Contains("does not compile: ", e.Message.Split('\n')[0]);
+        Assert.Contains("(and 1 more)", e.Message.Split('\n')[0]);
+        Assert.Contains("CS0029", e.Message);
+        Assert.Contains("CS0103", e.Message);
+    }
 }
