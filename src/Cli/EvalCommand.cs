@@ -25,8 +25,8 @@ internal static class EvalCommand
         var inputs = new Option<string>("--inputs") { Description = "a .safetensors file holding input_ids (int64 [batch, seq]) and any other inputs the model declares", Required = true };
         var output = new Option<string>("--out") { Description = "the .safetensors file to write (logits, and greedy_ids with --generate)", Required = true };
         var generate = new Option<int>("--generate") { Description = "also write greedy_ids: batch row 0 extended by exactly N argmax tokens (EOS masked)" };
-        var target = new Option<string>("--target") { Description = "where to run: interpreter (the reference; default)", DefaultValueFactory = _ => "interpreter" };
-        var precision = new Option<string>("--precision") { Description = "interpreter arithmetic: f32 (default) or f64", DefaultValueFactory = _ => "f32" };
+        var target = new Option<string>("--target") { Description = "where to run: interpreter (the reference; default) or cpu (compiled to C# and run in-process)", DefaultValueFactory = _ => EvalTargets.Interpreter };
+        var precision = new Option<string>("--precision") { Description = "interpreter arithmetic: f32 (default) or f64 (the cpu target is f32)", DefaultValueFactory = _ => "f32" };
         precision.AcceptOnlyFromAmong("f32", "f64");
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
@@ -39,8 +39,10 @@ internal static class EvalCommand
         {
             var clock = Stopwatch.StartNew();
             var targetName = parse.GetValue(target)!;
-            if (targetName != "interpreter")
-                throw new McException($"--target {targetName}: not available in this build (available: interpreter)");
+            if (!EvalTargets.Names.Contains(targetName))
+                throw new McException($"--target {targetName}: not available in this build (available: {string.Join(", ", EvalTargets.Names)})");
+            if (targetName != EvalTargets.Interpreter && parse.GetValue(precision) != "f32")
+                throw new McException($"--precision {parse.GetValue(precision)}: only the interpreter computes in f64 (--target {targetName} is f32)");
             int steps = parse.GetValue(generate);
             if (steps < 0) throw new McException($"--generate {steps}: expected a number of tokens >= 0");
             var weightsPath = CommonOptions.ResolveWeights(parse.GetValue(model)!, parse.GetValue(weights));
@@ -48,27 +50,24 @@ internal static class EvalCommand
 
             var loaded = CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set));
             var graph = loaded.Graph;
-            new PassManager(PassManager.InterpreterPipeline).Run(graph);
+            new PassManager(EvalTargets.Pipeline(targetName)).Run(graph);
 
             using var store = WeightStore.Open(weightsPath);
             WeightBinding.Validate(graph, store);
-            var loadWeight = WeightBinding.Loader(store);
-            var cache = new Dictionary<string, RefTensor>(StringComparer.Ordinal);
-            RefTensor Weight(string name, TensorType type) => cache.TryGetValue(name, out var t) ? t : cache[name] = loadWeight(name, type);
 
             var inputPath = parse.GetValue(inputs)!;
             var feeds = ReadInputs(graph, inputPath);
-            var interpreter = new Interpreter(graph, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
-            var results = interpreter.Run(feeds, Weight);
+            var runner = EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
+            var results = runner.Run(feeds);
 
             var written = new List<TensorData>();
-            foreach (var (name, value) in results)
-                written.Add(TensorData.FromFloat32(name, value.Shape, value.ToFloat32()));
+            foreach (var (name, (shape, data)) in results)
+                written.Add(TensorData.FromFloat32(name, shape, data));
 
             long[]? greedy = null;
             if (steps > 0)
             {
-                greedy = WithProgress(cli, steps, progress => Generate(graph, interpreter, feeds, Weight, steps, progress));
+                greedy = WithProgress(cli, steps, runner.Name, progress => Generate(graph, runner, feeds, steps, progress));
                 written.Add(TensorData.FromInt64("greedy_ids", [1, greedy.Length], greedy));
             }
             var outPath = parse.GetValue(output)!;
@@ -114,21 +113,20 @@ internal static class EvalCommand
 
     /// <summary>Greedy decoding of batch row 0 (decoder-only), or of the decoder given row 0 as the encoder's input.</summary>
     /// <summary>Shows a progress bar on an interactive terminal's stderr; silent when stderr is redirected (scripts, tests).</summary>
-    private static long[] WithProgress(CliContext cli, int steps, Func<Action<int>?, long[]> work)
+    private static long[] WithProgress(CliContext cli, int steps, string target, Func<Action<int>?, long[]> work)
     {
         if (!ReferenceEquals(cli.Err, Console.Error) || Console.IsErrorRedirected) return work(null);
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         long[] result = [];
         console.Progress().Start(context =>
         {
-            var task = context.AddTask("greedy decoding (interpreter)", maxValue: steps);
+            var task = context.AddTask($"greedy decoding ({target})", maxValue: steps);
             result = work(done => task.Value = done);
         });
         return result;
     }
 
-    internal static long[] Generate(Graph graph, Interpreter interpreter, Dictionary<string, RefTensor> feeds,
-        Func<string, TensorType, RefTensor> weights, int steps, Action<int>? progress = null)
+    internal static long[] Generate(Graph graph, IEvalTarget target, Dictionary<string, RefTensor> feeds, int steps, Action<int>? progress = null)
     {
         var eos = GreedyDecoder.EosIds(graph);
         if (!feeds.TryGetValue("input_ids", out var inputIds) || inputIds.Shape.Length != 2)
@@ -145,9 +143,9 @@ internal static class EvalCommand
             var stepFeeds = encoderDecoder
                 ? new Dictionary<string, RefTensor> { ["input_ids"] = RefTensor.FromInts([1, seq], row0), ["decoder_input_ids"] = RefTensor.FromInts([1, ids.Length], ids) }
                 : new Dictionary<string, RefTensor> { ["input_ids"] = RefTensor.FromInts([1, ids.Length], ids) };
-            var logits = interpreter.Run(stepFeeds, weights, cachedPrefixLength: encoderDecoder ? 1 : seq)[logitsName];
-            long vocab = logits.Shape[^1];
-            return logits.ToFloat32().AsSpan((int)(logits.ElementCount - vocab), (int)vocab).ToArray();
+            var (shape, logits) = target.Run(stepFeeds, cachedPrefixLength: encoderDecoder ? 1 : seq)[logitsName];
+            long vocab = shape[^1];
+            return logits.AsSpan((int)(logits.Length - vocab), (int)vocab).ToArray();
         }
 
         if (!encoderDecoder) return GreedyDecoder.Generate(row0, steps, eos, LastLogits, progress);

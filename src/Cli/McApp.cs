@@ -18,6 +18,7 @@ public static class McApp
         root.Add(CheckCommand.Create(context));
         root.Add(PrintIrCommand.Create(context));
         root.Add(EvalCommand.Create(context));
+        root.Add(CompileCommand.Create(context));
         root.Add(DemoCommand.Create(context));
         root.Add(StatsCommand.Create(context));
         root.Add(ImportHfCommand.Create(context));

@@ -8,6 +8,7 @@ public class CliCommandTests
     [InlineData("eval")]
     [InlineData("demo")]
     [InlineData("passes")]
+    [InlineData("compile")]
     public void EveryCommandHasHelp(string command)
     {
         var r = CliRunner.Run(command, "--help");
@@ -21,7 +22,7 @@ public class CliCommandTests
     {
         var r = CliRunner.Run("--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var c in new[] { "check", "print-ir", "eval", "demo", "passes" }) Assert.Contains(c, r.Out);
+        foreach (var c in new[] { "check", "print-ir", "eval", "compile", "demo", "passes" }) Assert.Contains(c, r.Out);
     }
 
     [Fact]

@@ -19,8 +19,9 @@ public static class OracleCheck
 
     /// <param name="model">an .arch file or the oracle folder itself</param>
     /// <param name="weights">--weights, or null to let mc take the model folder</param>
+    /// <param name="extraArgs">more arguments for mc eval (e.g. <c>--target cpu</c>)</param>
     /// <returns>the relative logits error</returns>
-    public static double Run(string family, string model, string? weights)
+    public static double Run(string family, string model, string? weights, params string[] extraArgs)
     {
         var folder = Folder(family);
         var reference = Path.Combine(folder, "reference.safetensors");
@@ -36,6 +37,7 @@ public static class OracleCheck
         }
         var outPath = Path.Combine(Path.GetTempPath(), $"mc-oracle-{family}-{Guid.NewGuid():N}.safetensors");
         args.AddRange(["--out", outPath]);
+        args.AddRange(extraArgs);
         try
         {
             var stdout = new StringWriter();

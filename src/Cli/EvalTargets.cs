@@ -1,0 +1,81 @@
+using ModelCompiler.Backends;
+using ModelCompiler.Backends.Cpu;
+using ModelCompiler.Backends.Reference;
+using ModelCompiler.IR;
+using ModelCompiler.Runtime;
+
+namespace ModelCompiler.Cli;
+
+/// <summary>Where <c>mc eval</c> runs a graph: one forward from named inputs to float32 outputs.</summary>
+internal interface IEvalTarget
+{
+    string Name { get; }
+
+    /// <param name="cachedPrefixLength">the prompt length when decoding by recomputation (see <see cref="Interpreter.Run"/>)</param>
+    IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null);
+}
+
+internal static class EvalTargets
+{
+    public const string Interpreter = "interpreter", Cpu = "cpu";
+
+    public static readonly string[] Names = [Interpreter, Cpu];
+
+    /// <summary>The passes a target runs before it sees the graph.</summary>
+    public static IReadOnlyList<string> Pipeline(string target) =>
+        target == Cpu ? CpuBackend.Pipeline : Passes.PassManager.InterpreterPipeline;
+
+    /// <summary>A target for a graph whose weights <see cref="WeightBinding.Validate"/> has already checked against <paramref name="store"/>.</summary>
+    public static IEvalTarget Create(string target, Graph graph, WeightStore store, Precision precision) => target switch
+    {
+        Cpu => CpuEvalTarget.Create(graph, store),
+        _ => new InterpreterEvalTarget(graph, precision, store),
+    };
+}
+
+/// <summary>The reference interpreter, loading each weight once on first use.</summary>
+internal sealed class InterpreterEvalTarget(Graph graph, Precision precision, WeightStore store) : IEvalTarget
+{
+    private readonly Interpreter _interpreter = new(graph, precision);
+    private readonly Func<string, TensorType, RefTensor> _load = WeightBinding.Loader(store);
+    private readonly Dictionary<string, RefTensor> _cache = new(StringComparer.Ordinal);
+
+    public string Name => EvalTargets.Interpreter;
+
+    public IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null)
+    {
+        RefTensor Weight(string name, TensorType type) => _cache.TryGetValue(name, out var t) ? t : _cache[name] = _load(name, type);
+        return _interpreter.Run(inputs, Weight, cachedPrefixLength: cachedPrefixLength)
+            .ToDictionary(kv => kv.Key, kv => (kv.Value.Shape, kv.Value.ToFloat32()), StringComparer.Ordinal);
+    }
+}
+
+/// <summary>
+/// The graph compiled to C# and loaded in-process. Set MC_CPU_CACHE to a folder to keep the compiled assemblies
+/// there between runs (keyed by a hash of the generated source).
+/// </summary>
+internal sealed class CpuEvalTarget : IEvalTarget
+{
+    private readonly ICompiledModel _model;
+
+    private CpuEvalTarget(ICompiledModel model) => _model = model;
+
+    public static CpuEvalTarget Create(Graph graph, WeightStore store)
+    {
+        var cache = Environment.GetEnvironmentVariable("MC_CPU_CACHE");
+        var model = CpuBackend.Instantiate(CpuBackend.Compile(graph, string.IsNullOrEmpty(cache) ? null : cache));
+        model.LoadWeights(store);
+        return new CpuEvalTarget(model);
+    }
+
+    public string Name => EvalTargets.Cpu;
+
+    public IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null)
+    {
+        var feeds = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.IsFloat
+            ? HostTensor.FromFloats(kv.Value.Shape, kv.Value.ToFloat32(), kv.Value.DType)
+            : HostTensor.FromInts(kv.Value.Shape, kv.Value.I!, kv.Value.DType), StringComparer.Ordinal);
+        return _model.Run(feeds, cachedPrefixLength).ToDictionary(
+            kv => kv.Key, kv => (kv.Value.Shape, kv.Value.Floats ?? Array.ConvertAll(kv.Value.Ints!, v => (float)v)), StringComparer.Ordinal);
+    }
+}
