@@ -41,9 +41,11 @@ public sealed record GemmOptions
 /// Blocked fp32 GEMM for linear layers: Y[M, N] = X[M, K] · Wᵀ (+ bias[N]) (+ residual[M, N]), with W
 /// pre-packed (<see cref="PackedWeight"/>). BLIS-style loops: N blocks (NC) → K blocks (KC) → row blocks
 /// of X (MC, packed MR-row micro-panels, K-major) → 32-column weight panels → MR-row tiles, each an
-/// MR×32 register-blocked micro-kernel (14×32 in Vector512, 6×16 twice in Vector256). Threads split the
-/// weight panels (each thread streams its own part of W once: what decode, M=1, needs) or, when there
-/// are too few panels, the rows.
+/// MR×32 register-blocked micro-kernel (14×32 in Vector512, 6×16 twice in Vector256). A single row
+/// (decode, M=1) is a matrix-vector product that streams each weight panel once, with split
+/// accumulators to cover FMA latency. Threads take tasks from a grid of (row blocks × chunks of weight
+/// panels), several per thread, so each weight panel is read once per row block and a preempted thread
+/// delays little.
 /// </summary>
 public static unsafe class Gemm
 {
@@ -61,8 +63,8 @@ public static unsafe class Gemm
         _ => false,
     };
 
-    public const int DefaultKC = 256;
-    public const int DefaultMC = 14 * 18;       // 252 rows × 256 × 4 B = 252 KB of packed X in L2
+    public const int DefaultKC = 768;
+    public const int DefaultMC = 14 * 18;       // 252 rows × 768 × 4 B = 756 KB of packed X in L2
     public const int DefaultNC = 4096;
 
     /// <summary>Below this many multiply-adds a product runs on the calling thread.</summary>
@@ -107,33 +109,52 @@ public static unsafe class Gemm
             Isa = isa,
             MR = isa switch { GemmIsa.Vector512 => MR512, GemmIsa.Vector256 => MR256, _ => MRScalar },
         };
-        p.KC = options.KC > 0 ? options.KC : DefaultKC;
-        // One row tile: no reuse of a weight sub-panel across tiles, so no K blocking (C is read once).
-        if (m <= p.MR) p.KC = w.K;
-        p.KC = Math.Min(p.KC, w.K);
+        // K blocks of equal depth (a multiple of 8) no deeper than KC; one row tile: no K blocking
+        // (no reuse of a weight sub-panel across tiles, and C is then written once).
+        int kcMax = m <= p.MR ? w.K : options.KC > 0 ? options.KC : DefaultKC;
+        int kBlocks = (w.K + kcMax - 1) / kcMax;
+        p.KC = Math.Min(w.K, ((w.K + kBlocks - 1) / kBlocks + 7) & ~7);
         p.MC = Math.Max(p.MR, (options.MC > 0 ? options.MC : DefaultMC) / p.MR * p.MR);
         p.NCPanels = Math.Max(1, (options.NC > 0 ? options.NC : DefaultNC) / PackedWeight.PanelWidth);
 
         int maxThreads = options.MaxThreads > 0 ? options.MaxThreads : Environment.ProcessorCount;
         if (options.Threading == GemmThreading.Single || (long)m * w.N * w.K < ParallelThreshold) maxThreads = 1;
+        if (maxThreads == 1)
+        {
+            p.RowBlock = m;
+            p.ChunkPanels = w.Panels;
+            p.Chunks = 1;
+            Compute(in p, 0, w.Panels, 0, m);
+            return;
+        }
+        // Tasks: a grid of row blocks (≤ MC rows, whole MR tiles, balanced) × chunks of weight panels,
+        // about TasksPerThread per thread so that a thread the OS preempts (a shared machine) holds up
+        // little: the others take the remaining tasks. Each task packs its own rows of X; each weight
+        // panel is read by one task per row block (once in all when M ≤ MC, as in decode).
         int tiles = (m + p.MR - 1) / p.MR;
-        // Split the weight panels (each thread streams a disjoint part of W) unless there are too few.
-        p.SplitN = w.Panels >= 4 * maxThreads || tiles < 2 * maxThreads;
-        int tasks = Math.Max(1, Math.Min(maxThreads, p.SplitN ? w.Panels : tiles));
-        p.Tasks = tasks;
+        int rowBlocks = (m + p.MC - 1) / p.MC;
+        p.RowBlock = (tiles + rowBlocks - 1) / rowBlocks * p.MR;
+        rowBlocks = (m + p.RowBlock - 1) / p.RowBlock;
+        int chunksWanted = Math.Max(1, (TasksPerThread * maxThreads + rowBlocks - 1) / rowBlocks);
+        p.ChunkPanels = Math.Max(1, (w.Panels + chunksWanted - 1) / chunksWanted);
+        p.Chunks = (w.Panels + p.ChunkPanels - 1) / p.ChunkPanels;
+        int tasks = rowBlocks * p.Chunks;
         if (tasks == 1)
         {
-            RunTask(in p, 0);
+            Compute(in p, 0, w.Panels, 0, m);
             return;
         }
         // The Problem struct holds raw pointers; box it once into a closure for the workers.
         var boxed = new StrongBox<Problem>(p);
         Action<int> body = t => RunTask(in boxed.Value, t);
         if (options.Threading == GemmThreading.ParallelFor)
-            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = tasks }, body);
+            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, body);
         else
             GemmWorkerPool.Shared.Run(tasks, body);
     }
+
+    /// <summary>Tasks per thread when a product is split (dynamic load balance vs per-task overhead).</summary>
+    public const int TasksPerThread = 8;
 
     struct Problem
     {
@@ -142,29 +163,16 @@ public static unsafe class Gemm
         public int M;
         public PackedWeight W;
         public GemmIsa Isa;
-        public int MR, KC, MC, NCPanels, Tasks;
-        public bool SplitN;
+        public int MR, KC, MC, NCPanels;
+        public int RowBlock, ChunkPanels, Chunks;
     }
 
     static void RunTask(in Problem p, int t)
     {
-        int p0 = 0, p1 = p.W.Panels, m0 = 0, m1 = p.M;
-        if (p.Tasks > 1)
-        {
-            if (p.SplitN)
-            {
-                p0 = (int)((long)p.W.Panels * t / p.Tasks);
-                p1 = (int)((long)p.W.Panels * (t + 1) / p.Tasks);
-            }
-            else
-            {
-                int tiles = (p.M + p.MR - 1) / p.MR;
-                m0 = (int)((long)tiles * t / p.Tasks) * p.MR;
-                m1 = Math.Min(p.M, (int)((long)tiles * (t + 1) / p.Tasks) * p.MR);
-            }
-        }
-        if (p0 >= p1 || m0 >= m1) return;
-        Compute(in p, p0, p1, m0, m1);
+        int r = t / p.Chunks, c = t % p.Chunks;
+        int m0 = r * p.RowBlock, m1 = Math.Min(p.M, m0 + p.RowBlock);
+        int p0 = c * p.ChunkPanels, p1 = Math.Min(p.W.Panels, p0 + p.ChunkPanels);
+        if (p0 < p1 && m0 < m1) Compute(in p, p0, p1, m0, m1);
     }
 
     [ThreadStatic] static float* t_packA;
