@@ -106,6 +106,29 @@ static class Quick
         return (Stats(ws), Stats(cs), Stats(ps));
     }
 
+    /// <summary>Per-call cost of fanning out 2 tasks that do nothing: the pool vs Parallel.For (µs per call, wall).</summary>
+    static void Dispatch(int reps)
+    {
+        var pool = GemmWorkerPool.Shared;
+        int sink = 0;
+        Action<int> noop = i => Interlocked.Add(ref sink, i);
+        var po = new ParallelOptions { MaxDegreeOfParallelism = 2 };
+        foreach (var (label, run) in new (string, Action)[] { ("pool", () => pool.Run(2, noop)), ("Parallel.For", () => Parallel.For(0, 2, po, noop)) })
+        {
+            const int calls = 20_000;
+            for (int i = 0; i < calls; i++) run();
+            var us = new List<double>();
+            for (int r = 0; r < reps; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                for (int i = 0; i < calls; i++) run();
+                us.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds / calls);
+            }
+            var st = Stats(us);
+            Console.WriteLine($"Dispatch of 2 empty tasks, {label,-12}: {st.Median:F2} [{st.Min:F2}..{st.Max:F2}] µs per call");
+        }
+    }
+
     public static void Run(int reps)
     {
         // Filters for tuning runs: QUICK_ONLY (shape substring), QUICK_FORMATS ("F32,BF16"), QUICK_MODES ("1 thread,2 pool").
@@ -115,6 +138,7 @@ static class Quick
         int kc = int.TryParse(Environment.GetEnvironmentVariable("GEMM_KC"), out var v1) ? v1 : 0;
         int mc = int.TryParse(Environment.GetEnvironmentVariable("GEMM_MC"), out var v2) ? v2 : 0;
         Console.WriteLine($"ISA {ModelCompiler.Backends.Cpu.Kernels.Gemm.BestIsa}, {Environment.ProcessorCount} cores, KC={(kc > 0 ? kc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultKC)} MC={(mc > 0 ? mc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultMC)}, {reps} reps: median [min..max]");
+        if (only is null || only == "dispatch") Dispatch(reps);
         if (only is null)
             foreach (int t in new[] { 1, 2 })
                 foreach (int width in new[] { 512, 256 })

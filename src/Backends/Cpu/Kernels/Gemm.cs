@@ -119,6 +119,25 @@ public static unsafe class Gemm
 
         int maxThreads = options.MaxThreads > 0 ? options.MaxThreads : Environment.ProcessorCount;
         if (options.Threading == GemmThreading.Single || (long)m * w.N * w.K < ParallelThreshold) maxThreads = 1;
+        int tiles = (m + p.MR - 1) / p.MR;
+        p.MPad = tiles * p.MR;
+        // X is packed once per call (all rows, all K blocks), in parallel when the product is; a single
+        // row is used as it is (its packed form would be itself).
+        if (m > 1)
+        {
+            p.PackedX = PackBuffer((long)p.MPad * w.K);
+            if (maxThreads == 1 || tiles == 1) PackAll(in p, 0, tiles);
+            else
+            {
+                var packBox = new StrongBox<Problem>(p);
+                int packTasks = Math.Min(maxThreads, tiles);
+                Action<int> pack = t => PackAll(in packBox.Value, (int)((long)tiles * t / packTasks), (int)((long)tiles * (t + 1) / packTasks));
+                if (options.Threading == GemmThreading.ParallelFor)
+                    Parallel.For(0, packTasks, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, pack);
+                else
+                    GemmWorkerPool.Shared.Run(packTasks, pack);
+            }
+        }
         if (maxThreads == 1)
         {
             p.RowBlock = m;
@@ -131,7 +150,6 @@ public static unsafe class Gemm
         // about TasksPerThread per thread so that a thread the OS preempts (a shared machine) holds up
         // little: the others take the remaining tasks. Each task packs its own rows of X; each weight
         // panel is read by one task per row block (once in all when M ≤ MC, as in decode).
-        int tiles = (m + p.MR - 1) / p.MR;
         int rowBlocks = (m + p.MC - 1) / p.MC;
         p.RowBlock = (tiles + rowBlocks - 1) / rowBlocks * p.MR;
         rowBlocks = (m + p.RowBlock - 1) / p.RowBlock;
@@ -164,6 +182,10 @@ public static unsafe class Gemm
         public PackedWeight W;
         public GemmIsa Isa;
         public int MR, KC, MC, NCPanels;
+        /// <summary>X packed for the micro-kernels (null when M = 1): K block at pc starts at pc·MPad, and
+        /// within it the MR-row tile t at t·MR·kc, laid out [k][mr].</summary>
+        public float* PackedX;
+        public int MPad;
         public int RowBlock, ChunkPanels, Chunks;
     }
 
@@ -197,8 +219,6 @@ public static unsafe class Gemm
         int kcMax = p.KC;
         int mcMax = Math.Min(p.MC, m1 - m0);
         // Single row: X's row is already its own packed micro-panel ([k][1]); skip the copy.
-        bool direct = m1 - m0 == 1;
-        float* ap = direct ? null : PackBuffer((long)(mcMax + MR) * kcMax);
         float* edge = stackalloc float[MR512 * NR];
 
         for (int jc = p0; jc < p1; jc += p.NCPanels)
@@ -211,8 +231,7 @@ public static unsafe class Gemm
                 for (int ic = m0; ic < m1; ic += mcMax)
                 {
                     int mc = Math.Min(mcMax, m1 - ic);
-                    float* a = direct ? p.X + ic * p.Ldx + pc : ap;
-                    if (!direct) PackX(p.X + ic * p.Ldx + pc, p.Ldx, mc, kc, MR, ap);
+                    float* a = p.PackedX == null ? p.X + pc : p.PackedX + (long)pc * p.MPad + (long)ic * kc;
                     for (int jr = jc; jr < jcEnd; jr++)
                     {
                         int n0 = jr * NR;
@@ -254,6 +273,18 @@ public static unsafe class Gemm
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Packs the row tiles [t0, t1) of X, every K block, into <see cref="Problem.PackedX"/>.</summary>
+    static void PackAll(in Problem p, int t0, int t1)
+    {
+        if (t0 >= t1) return;
+        int K = p.W.K, row0 = t0 * p.MR, rows = Math.Min(p.M, t1 * p.MR) - row0;
+        for (int pc = 0; pc < K; pc += p.KC)
+        {
+            int kc = Math.Min(p.KC, K - pc);
+            PackX(p.X + row0 * p.Ldx + pc, p.Ldx, rows, kc, p.MR, p.PackedX + (long)pc * p.MPad + (long)row0 * kc);
         }
     }
 
