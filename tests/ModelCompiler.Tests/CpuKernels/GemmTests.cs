@@ -109,6 +109,35 @@ public class GemmTests
 
     [Theory]
     [MemberData(nameof(Isas))]
+    public void Strided_rows_write_only_their_slice(GemmIsa isa)
+    {
+        if (!Gemm.IsSupported(isa)) return;
+        int m = 16, n = 37, k = 50, ldx = 61, ldy = 45;
+        var (x, w, b, r) = Data(m, n, k, 11);
+        var pw = PackedWeight.Pack(w, n, k);
+        // x and y as column slices of wider row-major buffers; the residual is y itself (in place).
+        var xs = new float[m * ldx];
+        var ys = new float[m * ldy];
+        Array.Fill(ys, -7f);
+        for (int i = 0; i < m; i++)
+        {
+            Array.Copy(x, i * k, xs, i * ldx + 3, k);
+            Array.Copy(r, i * n, ys, i * ldy + 5, n);
+        }
+        var yView = ys.AsSpan(5);
+        Gemm.Linear(xs.AsSpan(3), ldx, m, pw, yView, ldy, b, yView, ldy, new GemmOptions { Isa = isa, MaxThreads = 2 });
+        var y = new float[m * n];
+        for (int i = 0; i < m; i++)
+        {
+            Array.Copy(ys, i * ldy + 5, y, i * n, n);
+            for (int j = 0; j < ldy; j++)
+                if (j < 5 || j >= 5 + n) Assert.Equal(-7f, ys[i * ldy + j]);
+        }
+        Check(x, pw, b, r, y, m);
+    }
+
+    [Theory]
+    [MemberData(nameof(Isas))]
     public void Bf16_and_fp16_weights(GemmIsa isa)
     {
         foreach (var f in new[] { WeightFormat.BF16, WeightFormat.F16 })

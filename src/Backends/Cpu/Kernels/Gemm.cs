@@ -90,6 +90,28 @@ public static unsafe class Gemm
     }
 
     /// <summary>
+    /// Strided form: row i of x starts at x[i·ldx], of y at y[i·ldy], of residual at residual[i·ldr]
+    /// (for slices of wider buffers, e.g. one projection's columns of a fused QKV output). bias and
+    /// residual may be empty; residual may be y itself when ldr == ldy.
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int ldx, int m, PackedWeight w, Span<float> y, int ldy,
+        ReadOnlySpan<float> bias, ReadOnlySpan<float> residual, int ldr, GemmOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        if (m <= 0) return;
+        static long Need(int rows, int ld, int cols) => (long)(rows - 1) * ld + cols;
+        if (ldx < w.K || x.Length < Need(m, ldx, w.K)) throw new ArgumentException($"x ({x.Length} elements, row stride {ldx}) does not hold [{m}, {w.K}]", nameof(x));
+        if (ldy < w.N || y.Length < Need(m, ldy, w.N)) throw new ArgumentException($"y ({y.Length} elements, row stride {ldy}) does not hold [{m}, {w.N}]", nameof(y));
+        if (!bias.IsEmpty && bias.Length < w.N) throw new ArgumentException($"bias has {bias.Length} elements, needs {w.N}", nameof(bias));
+        if (!residual.IsEmpty && (ldr < w.N || residual.Length < Need(m, ldr, w.N))) throw new ArgumentException($"residual ({residual.Length} elements, row stride {ldr}) does not hold [{m}, {w.N}]", nameof(residual));
+        fixed (float* px = x)
+        fixed (float* py = y)
+        fixed (float* pb = bias)
+        fixed (float* pr = residual)
+            Linear(px, ldx, m, w, py, ldy, bias.IsEmpty ? null : pb, residual.IsEmpty ? null : pr, ldr, options);
+    }
+
+    /// <summary>
     /// Pointer form with row strides (elements): x [m, w.K] with stride ldx, y [m, w.N] with stride ldy,
     /// residual (nullable) with stride ldr, bias (nullable) [w.N]. residual may equal y when ldr == ldy.
     /// The caller keeps the memory alive and fixed for the call.
