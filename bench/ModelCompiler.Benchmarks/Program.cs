@@ -91,7 +91,7 @@ static class Quick
         var sw = Stopwatch.StartNew();
         int calls = 0;
         while (sw.Elapsed.TotalMilliseconds < 30) { ModelCompiler.Backends.Cpu.Kernels.Gemm.Linear(x, m, w, y, b, default, o); calls++; }
-        int width = Vector512.IsHardwareAccelerated ? 512 : 256;
+        int width = Vector512.IsHardwareAccelerated && o.Isa is GemmIsa.Auto or GemmIsa.Vector512 ? 512 : 256;
         var ws = new List<double>();
         var cs = new List<double>();
         var ps = new List<double>();
@@ -137,7 +137,9 @@ static class Quick
         string[]? modes = Environment.GetEnvironmentVariable("QUICK_MODES")?.Split(',');
         int kc = int.TryParse(Environment.GetEnvironmentVariable("GEMM_KC"), out var v1) ? v1 : 0;
         int mc = int.TryParse(Environment.GetEnvironmentVariable("GEMM_MC"), out var v2) ? v2 : 0;
-        Console.WriteLine($"ISA {ModelCompiler.Backends.Cpu.Kernels.Gemm.BestIsa}, {Environment.ProcessorCount} cores, KC={(kc > 0 ? kc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultKC)} MC={(mc > 0 ? mc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultMC)}, {reps} reps: median [min..max]");
+        // GEMM_ISA=Vector256|Scalar forces a micro-kernel family (the % of peak is then against that width's FMA loop).
+        var isa = Enum.TryParse<GemmIsa>(Environment.GetEnvironmentVariable("GEMM_ISA"), out var i1) ? i1 : GemmIsa.Auto;
+        Console.WriteLine($"ISA {(isa == GemmIsa.Auto ? ModelCompiler.Backends.Cpu.Kernels.Gemm.BestIsa : isa)}, {Environment.ProcessorCount} cores, KC={(kc > 0 ? kc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultKC)} MC={(mc > 0 ? mc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultMC)}, {reps} reps: median [min..max]");
         if (only is null || only == "dispatch") Dispatch(reps);
         if (only is null)
             foreach (int t in new[] { 1, 2 })
@@ -155,7 +157,7 @@ static class Quick
                 {
                     if (formats != null && !formats.Contains(format.ToString())) continue;
                     if (modes != null && !modes.Contains(label)) continue;
-                    var o = new GemmOptions { Threading = mode, MaxThreads = threads, KC = kc, MC = mc };
+                    var o = new GemmOptions { Threading = mode, MaxThreads = threads, KC = kc, MC = mc, Isa = isa };
                     var (gw, gc, pct) = Gemm(m, k, n, format, o, threads, reps);
                     double bytesPerFlop = (format == WeightFormat.F32 ? 4.0 : 2.0) / (2.0 * m);
                     string gbs = m == 1 ? $"  weights GB/s: wall {gw.Median * bytesPerFlop:F1}, per CPU-s {gc.Median * bytesPerFlop:F1}" : "";
