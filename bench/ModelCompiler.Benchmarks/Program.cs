@@ -18,7 +18,9 @@ int peakWidth = Vector512.IsHardwareAccelerated ? 512 : 256;
 foreach (int t in new[] { 1, 2 }) Columns.Peak[t] = Quick.FmaGflops(peakWidth, t, 5).wall.Median;
 Console.WriteLine($"Host FMA peak (Vector{peakWidth}, median of 5): 1 thread {Columns.Peak[1]:F1} GFLOP/s, 2 threads {Columns.Peak[2]:F1} GFLOP/s");
 
-var config = DefaultConfig.Instance.AddColumn(Columns.All());
+// Artifacts (logs, reports) under bin/ (git-ignored) unless --artifacts says otherwise.
+var config = DefaultConfig.Instance.AddColumn(Columns.All())
+    .WithArtifactsPath(Path.Combine(AppContext.BaseDirectory, "BenchmarkDotNet.Artifacts"));
 BenchmarkSwitcher.FromAssembly(typeof(GemmBenchmarks).Assembly).Run(args, config);
 
 /// <summary>
