@@ -22,6 +22,7 @@ public static class McApp
         root.Add(StatsCommand.Create(context));
         root.Add(ImportHfCommand.Create(context));
         root.Add(PassesCommand.Create(context));
+        root.Add(TokenizeCommand.Create(context));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
