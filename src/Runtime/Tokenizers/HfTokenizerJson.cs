@@ -19,6 +19,12 @@ public static class HfTokenizerJson
 
     public static HfTokenizer Parse(byte[] utf8Json, string file)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(utf8Json))
+        {
+            int bad = 0;
+            System.Text.Unicode.Utf8.ToUtf16(utf8Json, new char[utf8Json.Length], out bad, out _, replaceInvalidSequences: false);
+            throw new ModelFormatException($"{file}: not valid UTF-8 text (at byte {bad})");
+        }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(utf8Json, new JsonDocumentOptions { MaxDepth = 256 }); }
         catch (JsonException e)

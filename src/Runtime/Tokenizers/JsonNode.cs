@@ -29,7 +29,12 @@ internal readonly struct JNode
 
     public JNode Req(string name) => Opt(name) ?? throw Error($"missing field '{name}'");
 
-    public string Str() => E.ValueKind == JsonValueKind.String ? E.GetString()! : throw Error($"expected a string, found {Describe(E)}");
+    public string Str()
+    {
+        if (E.ValueKind != JsonValueKind.String) throw Error($"expected a string, found {Describe(E)}");
+        try { return E.GetString()!; }
+        catch (InvalidOperationException) { throw Error("a string with an invalid \\u escape (a lone surrogate)"); }
+    }
     public bool Bool() => E.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Error($"expected true or false, found {Describe(E)}") };
     public double Num() => E.ValueKind == JsonValueKind.Number ? E.GetDouble() : throw Error($"expected a number, found {Describe(E)}");
     public int Int()
@@ -59,7 +64,13 @@ internal readonly struct JNode
     public IEnumerable<(string Name, JNode Value)> Props()
     {
         if (E.ValueKind != JsonValueKind.Object) throw Error($"expected an object, found {Describe(E)}");
-        foreach (var p in E.EnumerateObject()) yield return (p.Name, new JNode(p.Value, File, Child(p.Name)));
+        foreach (var p in E.EnumerateObject())
+        {
+            string name;
+            try { name = p.Name; }
+            catch (InvalidOperationException) { throw Error("a key with an invalid \\u escape (a lone surrogate)"); }
+            yield return (name, new JNode(p.Value, File, Child(name)));
+        }
     }
 
     /// <summary>The "type" field of a component (normalizer, pre-tokenizer, ...).</summary>
