@@ -24,13 +24,24 @@ public static class ByteLevelAlphabet
     public static char Char(byte b) => ByteToChar[b];
 
     /// <summary>The byte-level string of <paramref name="text"/>'s UTF-8 bytes.</summary>
-    public static string Encode(string text)
+    public static string Encode(string text) => Encode(text.AsSpan());
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static string Encode(ReadOnlySpan<char> text)
     {
         int n = Encoding.UTF8.GetByteCount(text);
-        Span<byte> small = stackalloc byte[256];
-        var bytes = n <= small.Length ? small[..n] : new byte[n];
-        Encoding.UTF8.GetBytes(text, bytes);
-        return string.Create(n, bytes.ToArray(), static (dst, src) => { for (int i = 0; i < src.Length; i++) dst[i] = ByteToChar[src[i]]; });
+        Span<char> chars = n <= 512 ? stackalloc char[n] : new char[n];
+        if (n == text.Length)
+        {
+            for (int i = 0; i < n; i++) chars[i] = ByteToChar[text[i]];   // ASCII: one byte per char
+        }
+        else
+        {
+            Span<byte> bytes = n <= 512 ? stackalloc byte[n] : new byte[n];
+            Encoding.UTF8.GetBytes(text, bytes);
+            for (int i = 0; i < n; i++) chars[i] = ByteToChar[bytes[i]];
+        }
+        return new string(chars);
     }
 
     /// <summary>Appends the bytes a byte-level token stands for; false (nothing appended) when a character is

@@ -50,6 +50,7 @@ public sealed class HfTokenizer : ITokenizer
         return new TokenizerEncoding(tokens.Select(t => t.Id).ToArray(), tokens.Select(t => t.Text).ToArray());
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public List<Token> EncodeTokens(string text, bool addSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(text);

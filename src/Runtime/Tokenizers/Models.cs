@@ -53,6 +53,7 @@ public sealed class BpeModel : ITokenModel
     public int? TokenToId(string token) => _vocab.ToId.TryGetValue(token, out var id) ? id : null;
     public string? IdToToken(int id) => _vocab.Token(id);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void Tokenize(string word, List<Token> into)
     {
         if (word.Length == 0) return;
@@ -68,6 +69,7 @@ public sealed class BpeModel : ITokenModel
         into.AddRange(cached);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private Token[] Merge(string w)
     {
         // Initial symbols, one per code point (a port of BPE::merge_word).
@@ -112,6 +114,7 @@ public sealed class BpeModel : ITokenModel
     }
 
     /// <summary>Applies merges lowest rank first, leftmost first among equal ranks (a port of Word::merge_all).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void MergeAll(List<int> ids)
     {
         int n = ids.Count;
@@ -151,7 +154,17 @@ public sealed class WordPieceModel : ITokenModel
     private readonly string _unk, _prefix;
     private readonly int _maxChars;
 
-    internal WordPieceModel(Vocab vocab, string unk, string prefix, int maxChars) { _vocab = vocab; _unk = unk; _prefix = prefix; _maxChars = maxChars; }
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _words;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _continuations;   // prefix removed
+
+    internal WordPieceModel(Vocab vocab, string unk, string prefix, int maxChars)
+    {
+        _vocab = vocab; _unk = unk; _prefix = prefix; _maxChars = maxChars;
+        var cont = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (t, id) in vocab.ToId) if (t.StartsWith(prefix, StringComparison.Ordinal)) cont.TryAdd(t[prefix.Length..], id);
+        _words = new Dictionary<string, int>(vocab.ToId, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+        _continuations = cont.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
 
     public int VocabSize => _vocab.ToToken.Length;
     public int? TokenToId(string token) => _vocab.ToId.TryGetValue(token, out var id) ? id : null;
@@ -170,9 +183,8 @@ public sealed class WordPieceModel : ITokenModel
             Token? found = null;
             while (start < end)
             {
-                var sub = word[start..end];
-                if (start > 0) sub = _prefix + sub;
-                if (_vocab.ToId.TryGetValue(sub, out var id)) { found = new Token(id, sub); break; }
+                var sub = word.AsSpan(start, end - start);
+                if ((start == 0 ? _words : _continuations).TryGetValue(sub, out var id)) { found = new Token(id, _vocab.Token(id)!); break; }
                 end -= end - 2 >= start && char.IsLowSurrogate(word[end - 1]) && char.IsHighSurrogate(word[end - 2]) ? 2 : 1;
             }
             if (found is null) { into.RemoveRange(mark, into.Count - mark); into.Add(Unk()); return; }

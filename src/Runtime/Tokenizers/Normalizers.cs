@@ -30,7 +30,7 @@ public sealed class StripAccentsNormalizer : INormalizer
     internal static string StripMarks(string text)
     {
         var sb = new StringBuilder(text.Length);
-        foreach (var r in text.EnumerateRunes()) if (!CharInfo.IsMark(r.Value)) sb.Append(r.ToString());
+        foreach (var r in text.EnumerateRunes()) if (!CharInfo.IsMark(r.Value)) sb.AppendRune(r);
         return sb.ToString();
     }
 }
@@ -108,7 +108,7 @@ public sealed class BertNormalizer(bool cleanText, bool handleChineseChars, bool
                     if (CharInfo.IsBertWhitespace(cp)) { sb.Append(' '); continue; }
                 }
                 if (handleChineseChars && CharInfo.IsChineseChar(cp)) sb.Append(' ').Append(r.ToString()).Append(' ');
-                else sb.Append(r.ToString());
+                else sb.AppendRune(r);
             }
             text = sb.ToString();
         }
@@ -129,7 +129,7 @@ public sealed class NmtNormalizer : INormalizer
             int c = r.Value;
             if (c is >= 0x1 and <= 0x8 or 0xB or >= 0xE and <= 0x1F or 0x7F or 0x8F or 0x9F) continue;
             if (c is 0x9 or 0xA or 0xC or 0xD or 0x1680 or >= 0x200B and <= 0x200F or 0x2028 or 0x2029 or 0x2581 or 0xFEFF or 0xFFFD) sb.Append(' ');
-            else sb.Append(r.ToString());
+            else sb.AppendRune(r);
         }
         return sb.ToString();
     }

@@ -119,17 +119,26 @@ internal static class SplitHelper
 public sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : IPreTokenizer
 {
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-    private static readonly Lazy<CodePointRegex> Gpt2 = new(() => new CodePointRegex(Gpt2Pattern));
+    private static readonly CodePointRegex Gpt2 = new(BuiltinRegexes.Gpt2());
 
     public void PreTokenize(List<PreSplit> splits) => SplitHelper.Each(splits, (split, into) =>
     {
         var text = split.Text;
         if (addPrefixSpace && !text.StartsWith(' ')) text = " " + text;
-        var start = into.Count;
-        var s = new PreSplit(text, split.AtStart);
-        if (useRegex) SplitHelper.Apply(s, SplitHelper.FromMatches(text, Gpt2.Value.Matches(text), false), SplitBehavior.Isolated, into);
-        else if (text.Length > 0) into.Add(s);
-        for (int i = start; i < into.Count; i++) into[i] = into[i] with { Text = ByteLevelAlphabet.Encode(into[i].Text) };
+        if (!useRegex)
+        {
+            if (text.Length > 0) into.Add(new PreSplit(ByteLevelAlphabet.Encode(text), split.AtStart));
+            return;
+        }
+        // Isolated: every match and every gap between matches is a word.
+        int prev = 0;
+        foreach (var (start, length) in Gpt2.Matches(text))
+        {
+            if (start > prev) into.Add(new PreSplit(ByteLevelAlphabet.Encode(text.AsSpan(prev, start - prev)), split.AtStart && prev == 0));
+            if (length > 0) into.Add(new PreSplit(ByteLevelAlphabet.Encode(text.AsSpan(start, length)), split.AtStart && start == 0));
+            prev = start + length;
+        }
+        if (prev < text.Length) into.Add(new PreSplit(ByteLevelAlphabet.Encode(text.AsSpan(prev)), split.AtStart && prev == 0));
     });
 }
 
@@ -173,9 +182,9 @@ public sealed class PunctuationPreTokenizer(SplitBehavior behavior) : IPreTokeni
 /// <summary>The Whitespace pre-tokenizer: the regex <c>\w+|[^\w\s]+</c>.</summary>
 public sealed class WhitespacePreTokenizer : IPreTokenizer
 {
-    private static readonly Lazy<CodePointRegex> Pattern = new(() => new CodePointRegex(@"\w+|[^\w\s]+"));
+    private static readonly CodePointRegex Pattern = new(BuiltinRegexes.Whitespace());
     public void PreTokenize(List<PreSplit> splits) =>
-        SplitHelper.Each(splits, (s, into) => SplitHelper.Apply(s, SplitHelper.FromMatches(s.Text, Pattern.Value.Matches(s.Text), invert: true), SplitBehavior.Removed, into));
+        SplitHelper.Each(splits, (s, into) => SplitHelper.Apply(s, SplitHelper.FromMatches(s.Text, Pattern.Matches(s.Text), invert: true), SplitBehavior.Removed, into));
 }
 
 /// <summary>Splits on whitespace, which is removed.</summary>

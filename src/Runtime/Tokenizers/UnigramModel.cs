@@ -20,24 +20,23 @@ internal sealed class CharTrie
         _value[node] = value;
     }
 
-    /// <summary>Calls <paramref name="hit"/>(end, value) for each key that is a prefix of text[start..].</summary>
-    public void PrefixSearch(string text, int start, Action<int, int> hit)
-    {
-        int node = 0;
-        for (int i = start; i < text.Length; i++)
-        {
-            if (!_edges.TryGetValue(((long)node << 16) | text[i], out node)) return;
-            if (_value[node] >= 0) hit(i + 1, _value[node]);
-        }
-    }
+    public PrefixEnumerator Matches(string text, int start) => new(this, text, start);
 
-    public IEnumerable<(int End, int Value)> PrefixMatches(string text, int start)
+    /// <summary>The keys that are prefixes of text[start..], shortest first, without allocating.</summary>
+    public struct PrefixEnumerator(CharTrie trie, string text, int start)
     {
-        int node = 0;
-        for (int i = start; i < text.Length; i++)
+        private int _node, _i = start;
+
+        public bool Next(out int end, out int value)
         {
-            if (!_edges.TryGetValue(((long)node << 16) | text[i], out node)) yield break;
-            if (_value[node] >= 0) yield return (i + 1, _value[node]);
+            while (_i < text.Length)
+            {
+                if (!trie._edges.TryGetValue(((long)_node << 16) | text[_i], out _node)) { _i = text.Length; break; }
+                _i++;
+                if (trie._value[_node] >= 0) { end = _i; value = trie._value[_node]; return true; }
+            }
+            end = 0; value = -1;
+            return false;
         }
     }
 }
@@ -100,7 +99,7 @@ public sealed class UnigramModel : ITokenModel
             int charLen = char.IsHighSurrogate(text[start]) && start + 1 < n && char.IsLowSurrogate(text[start + 1]) ? 2 : 1;
             double here = best[start];
             bool single = false;
-            foreach (var (end, id) in _trie.PrefixMatches(text, start))
+            for (var m = _trie.Matches(text, start); m.Next(out int end, out int id);)
             {
                 double score = _scores[id];
                 if (_userDefined is not null && _userDefined[id]) score = Encoding.UTF8.GetByteCount(text.AsSpan(start, end - start)) * _maxScore - 0.1;

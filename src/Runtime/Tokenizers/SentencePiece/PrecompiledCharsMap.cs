@@ -82,14 +82,16 @@ public sealed class PrecompiledCharsMap
     }
 
     /// <summary>SentencePiece's normalize_prefix: the longest rule matching a prefix of
-    /// <paramref name="input"/>; returns its replacement (UTF-8) and the bytes consumed, or null.</summary>
-    public byte[]? LongestPrefix(ReadOnlySpan<byte> input, out int consumed)
+    /// <paramref name="input"/>: its replacement (UTF-8) and the bytes consumed; false when none matches.</summary>
+    public bool TryLongestPrefix(ReadOnlySpan<byte> input, out int consumed, out ReadOnlySpan<byte> replacement)
     {
+        replacement = default;
         consumed = Search(input, longest: true, out int value);
-        if (consumed == 0) return null;
-        if (value < 0 || value > _normalized.Length) { consumed = 0; return null; }
+        if (consumed == 0) return false;
+        if (value < 0 || value > _normalized.Length) { consumed = 0; return false; }
         int end = value == _normalized.Length ? value : Array.IndexOf(_normalized, (byte)0, value);
         if (end < 0) end = _normalized.Length;
-        return _normalized.AsSpan(value, end - value).ToArray();
+        replacement = _normalized.AsSpan(value, end - value);
+        return true;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using ModelCompiler.Runtime.Tokenizers.Unicode;
 
 namespace ModelCompiler.Runtime.Tokenizers.SentencePiece;
 
@@ -17,6 +18,8 @@ public sealed class SentencePieceTokenizer : ITokenizer
     private readonly Dictionary<string, int> _special = new(StringComparer.Ordinal);
     private readonly UnigramModel? _unigram;
     private readonly List<string> _userDefined = [];
+    private readonly byte[][] _userDefinedUtf8;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _pieceLookup;
     private readonly int?[] _byteIds = new int?[256];
     private const string Space = "\u2581";
 
@@ -45,6 +48,8 @@ public sealed class SentencePieceTokenizer : ITokenizer
             }
         }
         _userDefined.Sort((a, b) => b.Length.CompareTo(a.Length));
+        _userDefinedUtf8 = _userDefined.Select(u => Encoding.UTF8.GetBytes(u)).OrderByDescending(b => b.Length).ToArray();
+        _pieceLookup = _pieces.GetAlternateLookup<ReadOnlySpan<char>>();
         if (model.UnkId < 0 || model.UnkId >= n || model.Pieces[model.UnkId].Type != PieceType.Unknown)
             throw new ModelFormatException($"{source}: trainer_spec.unk_id {model.UnkId} is not an unknown piece");
         if (model.ByteFallback && _byteIds.Any(b => b is null))
@@ -100,33 +105,39 @@ public sealed class SentencePieceTokenizer : ITokenizer
     {
         if (text.Length == 0) return "";
         var input = Encoding.UTF8.GetBytes(text);
-        var output = new List<byte>(input.Length + 8);
-        var space = Encoding.UTF8.GetBytes(Space);
+        var output = new byte[input.Length * 3 + 8];
+        int length = 0;
+        ReadOnlySpan<byte> space = "\u2581"u8;
+        void Append(ReadOnlySpan<byte> bytes)
+        {
+            if (length + bytes.Length > output.Length) Array.Resize(ref output, Math.Max(output.Length * 2, length + bytes.Length));
+            bytes.CopyTo(output.AsSpan(length));
+            length += bytes.Length;
+        }
         int pos = 0;
         if (_m.RemoveExtraWhitespaces)
         {
             while (pos < input.Length)
             {
-                var (sp, consumed) = NormalizePrefix(input, pos);
+                var sp = NormalizePrefix(input, pos, out int consumed);
                 if (!(sp.Length == 1 && sp[0] == ' ')) break;
                 pos += consumed;
             }
         }
         if (pos >= input.Length) return "";
-        void AddWs() { if (_m.EscapeWhitespaces) output.AddRange(space); else output.Add((byte)' '); }
-        if (!_m.TreatWhitespaceAsSuffix && _m.AddDummyPrefix) AddWs();
+        if (!_m.TreatWhitespaceAsSuffix && _m.AddDummyPrefix) Append(_m.EscapeWhitespaces ? space : " "u8);
         bool isPrevSpace = _m.RemoveExtraWhitespaces;
         while (pos < input.Length)
         {
-            var (sp, consumed) = NormalizePrefix(input, pos);
+            var sp = NormalizePrefix(input, pos, out int consumed);
             int start = 0;
             while (isPrevSpace && start < sp.Length && sp[start] == ' ') start++;
             if (start < sp.Length)
             {
                 for (int k = start; k < sp.Length; k++)
                 {
-                    if (_m.EscapeWhitespaces && sp[k] == ' ') output.AddRange(space);
-                    else output.Add(sp[k]);
+                    if (_m.EscapeWhitespaces && sp[k] == ' ') Append(space);
+                    else Append(sp.Slice(k, 1));
                 }
                 isPrevSpace = sp[^1] == ' ';
             }
@@ -135,26 +146,25 @@ public sealed class SentencePieceTokenizer : ITokenizer
         }
         if (_m.RemoveExtraWhitespaces)
         {
-            var tail = _m.EscapeWhitespaces ? space : [(byte)' '];
-            while (output.Count >= tail.Length && output.Skip(output.Count - tail.Length).SequenceEqual(tail)) output.RemoveRange(output.Count - tail.Length, tail.Length);
+            var tail = _m.EscapeWhitespaces ? space : " "u8;
+            while (length >= tail.Length && output.AsSpan(length - tail.Length, tail.Length).SequenceEqual(tail)) length -= tail.Length;
         }
-        if (_m.TreatWhitespaceAsSuffix && _m.AddDummyPrefix) AddWs();
-        return Encoding.UTF8.GetString(output.ToArray());
+        if (_m.TreatWhitespaceAsSuffix && _m.AddDummyPrefix) Append(_m.EscapeWhitespaces ? space : " "u8);
+        return Encoding.UTF8.GetString(output, 0, length);
     }
 
-    private (byte[] Replacement, int Consumed) NormalizePrefix(byte[] input, int pos)
+    private static readonly byte[] ReplacementCharacter = [0xEF, 0xBF, 0xBD];
+
+    private ReadOnlySpan<byte> NormalizePrefix(byte[] input, int pos, out int consumed)
     {
         var rest = input.AsSpan(pos);
-        foreach (var u in _userDefined)
-        {
-            var ub = Encoding.UTF8.GetBytes(u);
-            if (rest.StartsWith(ub)) return (ub, ub.Length);
-        }
-        var rep = _charsMap.LongestPrefix(rest, out int consumed);
-        if (rep is not null) return (rep, consumed);
+        foreach (var u in _userDefinedUtf8)
+            if (rest.StartsWith(u)) { consumed = u.Length; return u; }
+        if (_charsMap.TryLongestPrefix(rest, out consumed, out var replacement)) return replacement;
         var status = System.Text.Rune.DecodeFromUtf8(rest, out _, out int len);
-        if (status != System.Buffers.OperationStatus.Done) return ([0xEF, 0xBF, 0xBD], 1);
-        return (rest[..len].ToArray(), len);
+        if (status != System.Buffers.OperationStatus.Done) { consumed = 1; return ReplacementCharacter; }
+        consumed = len;
+        return rest[..len];
     }
 
     // ---- BPE model --------------------------------------------------------------------------------
@@ -184,10 +194,10 @@ public sealed class SentencePieceTokenizer : ITokenizer
         void MaybeAdd(int left, int right)
         {
             if (left == -1 || right == -1 || frozen[left] || frozen[right]) return;
-            var piece = text.Substring(start[left], len[left] + len[right]);
-            if (!_pieces.TryGetValue(piece, out var id)) return;
+            var piece = text.AsSpan(start[left], len[left] + len[right]);
+            if (!_pieceLookup.TryGetValue(piece, out var id)) return;
             agenda.Enqueue((left, right, piece.Length), (_m.Pieces[id].Score, left));
-            if (_m.Pieces[id].Type == PieceType.Unused) revMerge[piece] = (text.Substring(start[left], len[left]), text.Substring(start[right], len[right]));
+            if (_m.Pieces[id].Type == PieceType.Unused) revMerge[piece.ToString()] = (text.Substring(start[left], len[left]), text.Substring(start[right], len[right]));
         }
         for (int i = 1; i < n; i++) MaybeAdd(i - 1, i);
         while (agenda.TryDequeue(out var top, out _))
@@ -246,7 +256,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
             while (span.Length > 0)
             {
                 var status = System.Text.Rune.DecodeFromUtf8(span, out var rune, out int consumed);
-                if (status == System.Buffers.OperationStatus.Done) { text.Append(rune.ToString()); span = span[consumed..]; }
+                if (status == System.Buffers.OperationStatus.Done) { text.AppendRune(rune); span = span[consumed..]; }
                 else { text.Append('\uFFFD'); span = span[1..]; }
             }
             bytes.Clear();

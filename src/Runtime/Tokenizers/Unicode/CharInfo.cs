@@ -63,9 +63,18 @@ public static class CharInfo
         foreach (var r in s.EnumerateRunes())
         {
             if (r.Value == 0x130) sb.Append("i\u0307");
-            else sb.Append(Rune.ToLowerInvariant(r).ToString());
+            else sb.AppendRune(Rune.ToLowerInvariant(r));
         }
         return sb.ToString();
+    }
+
+    /// <summary>Appends one code point without allocating a string.</summary>
+    public static StringBuilder AppendRune(this StringBuilder sb, Rune r)
+    {
+        if (r.IsBmp) return sb.Append((char)r.Value);
+        Span<char> pair = stackalloc char[2];
+        r.EncodeToUtf16(pair);
+        return sb.Append(pair);
     }
 
     /// <summary>The code point at <paramref name="i"/> (a surrogate pair counts as one) and its length in chars.</summary>

@@ -19,9 +19,13 @@ public sealed class CodePointRegex
         _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>Wraps a ready regex (e.g. a source-generated one, which needs no start-up compilation).</summary>
+    public CodePointRegex(Regex regex) { _regex = regex; }
+
     public string Pattern => _regex.ToString();
 
     /// <summary>The matches as (start, length) in <paramref name="s"/>'s UTF-16 units.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public List<(int Start, int Length)> Matches(string s)
     {
         var result = new List<(int, int)>();
@@ -81,4 +85,14 @@ public sealed class CodePointRegex
         UnicodeCategory.OtherSymbol => '\u00A6',
         _ => '\u0378', // unassigned
     };
+}
+
+/// <summary>The built-in patterns, source-generated (no Reflection.Emit at start-up, fast matching).</summary>
+internal static partial class BuiltinRegexes
+{
+    [GeneratedRegex(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", RegexOptions.CultureInvariant, 10000)]
+    public static partial Regex Gpt2();
+
+    [GeneratedRegex(@"\w+|[^\w\s]+", RegexOptions.CultureInvariant, 10000)]
+    public static partial Regex Whitespace();
 }

@@ -58,6 +58,28 @@ public static class UnicodeNormalizer
     public static string Normalize(string s, NormalizationKind kind)
     {
         if (IsAscii(s)) return s;
+        // ASCII is invariant under every form, never reorders and is never the second half of a composition:
+        // copy ASCII runs and normalize only the rest, each piece with the ASCII character before it (which may
+        // compose with what follows) and ending before an ASCII character followed by ASCII or the end.
+        var sb = new StringBuilder(s.Length + 8);
+        int i = 0, n = s.Length;
+        while (i < n)
+        {
+            int j = i;
+            while (j < n && s[j] < 0x80) j++;
+            if (j == n) { sb.Append(s, i, n - i); break; }
+            int segStart = j > i ? j - 1 : j;
+            sb.Append(s, i, segStart - i);
+            int k = j;
+            while (k < n && !(s[k] < 0x80 && (k + 1 == n || s[k + 1] < 0x80))) k++;
+            sb.Append(NormalizeSegment(s.Substring(segStart, k - segStart), kind));
+            i = k;
+        }
+        return sb.ToString();
+    }
+
+    private static string NormalizeSegment(string s, NormalizationKind kind)
+    {
         bool compat = kind is NormalizationKind.Nfkc or NormalizationKind.Nfkd;
         bool compose = kind is NormalizationKind.Nfc or NormalizationKind.Nfkc;
         var t = Data.Value;
@@ -114,9 +136,9 @@ public static class UnicodeNormalizer
             cps.RemoveRange(write, cps.Count - write);
         }
 
-        var sb = new StringBuilder(cps.Count + 4);
-        foreach (int cp in cps) sb.Append(char.ConvertFromUtf32(cp));
-        return sb.ToString();
+        var result = new StringBuilder(cps.Count + 4);
+        foreach (int cp in cps) result.AppendRune(new Rune(cp));
+        return result.ToString();
     }
 
     private static int ComposePair(Tables t, int a, int b)
