@@ -105,7 +105,7 @@ public sealed class BertNormalizer(bool cleanText, bool handleChineseChars, bool
                 if (cleanText)
                 {
                     if (cp == 0 || cp == 0xFFFD || CharInfo.IsBertControl(cp)) continue;
-                    if (CharInfo.IsBertWhitespace(cp)) { sb.Append(' '); continue; }
+                    if (CharInfo.IsWhitespace(cp)) { sb.Append(' '); continue; }
                 }
                 if (handleChineseChars && CharInfo.IsChineseChar(cp)) sb.Append(' ').Append(r.ToString()).Append(' ');
                 else sb.AppendRune(r);

@@ -201,11 +201,11 @@ public sealed class CharDelimiterPreTokenizer(int delimiter) : IPreTokenizer
         SplitHelper.Each(splits, (s, into) => SplitHelper.Apply(s, SplitHelper.FromPredicate(s.Text, c => c == delimiter), SplitBehavior.Removed, into));
 }
 
-/// <summary>Splits ASCII digits off: each alone (individual_digits) or in runs.</summary>
+/// <summary>Splits numeric characters (Rust's char::is_numeric: Nd, Nl, No) off: each alone (individual_digits) or in runs.</summary>
 public sealed class DigitsPreTokenizer(bool individual) : IPreTokenizer
 {
     public void PreTokenize(List<PreSplit> splits) =>
-        SplitHelper.Each(splits, (s, into) => SplitHelper.Apply(s, SplitHelper.FromPredicate(s.Text, c => c is >= '0' and <= '9'),
+        SplitHelper.Each(splits, (s, into) => SplitHelper.Apply(s, SplitHelper.FromPredicate(s.Text, CharInfo.IsNumeric),
             individual ? SplitBehavior.Isolated : SplitBehavior.Contiguous, into));
 }
 

@@ -40,6 +40,7 @@ public class TokenizerComponentTests
         var n = new BertNormalizer(cleanText: true, handleChineseChars: true, stripAccents: null, lowercase: true);
         Assert.Equal("hello world  大 naive", n.Normalize("Héllo\u0000\u200b\tWorld 大naïve"));
         Assert.Equal("a b", new BertNormalizer(true, false, false, false).Normalize("a\u0001\u00a0b"));
+        Assert.Equal("a b c", new BertNormalizer(true, false, false, false).Normalize("a\u2028b\u0085 c"));   // White_Space → ' ', but NEL is a control
     }
 
     private static List<string> Pre(IPreTokenizer p, string text)
@@ -66,6 +67,7 @@ public class TokenizerComponentTests
     {
         Assert.Equal(["Call ", "1", "2", "3", " please"], Pre(new DigitsPreTokenizer(true), "Call 123 please"));
         Assert.Equal(["Call ", "123", " please"], Pre(new DigitsPreTokenizer(false), "Call 123 please"));
+        Assert.Equal(["x", "٣", "²"], Pre(new DigitsPreTokenizer(true), "x٣²"));
         Assert.Equal(["Hey", "man", "!", "How", "are", "you", "?!"], Pre(new WhitespacePreTokenizer(), "Hey man!  How are you?!"));
         Assert.Equal(["Hey", "friend", "!", "How", "are", "you", "?", "!", "?"], Pre(new BertPreTokenizer(), "Hey friend!     How are you?!?"));
         Assert.Equal(["▁Hey", "▁friend!"], Pre(new MetaspacePreTokenizer('▁', "always", true), "Hey friend!"));
@@ -83,6 +85,41 @@ public class TokenizerComponentTests
         Assert.Equal([(0, 6), (6, 5)], re.Matches(" \U00020000abc 🚀🔥"));
         Assert.Equal([ByteLevelAlphabet.Encode(" \U00020000abc"), ByteLevelAlphabet.Encode(" 🚀🔥")],
             Pre(new ByteLevelPreTokenizer(false, true), " \U00020000abc 🚀🔥"));
+    }
+
+    /// <summary>The "Precompiled" normalizer of tokenizer.json (T5, ALBERT) with the nmt_nfkc map of a .model file.</summary>
+    [Fact]
+    public void PrecompiledNormalizerAppliesTheCharsMap()
+    {
+        var sp = (SP.SentencePieceTokenizer)TokenizerOracleTests.Get("sentencepiece_unigram");
+        var charsMap = Convert.ToBase64String(sp.ModelFile.PrecompiledCharsMap);
+        var json = "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {\"a\": 0}, \"unk_token\": \"a\"}, "
+            + "\"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"" + charsMap + "\"}}";
+        var t = HfTokenizerJson.Parse(System.Text.Encoding.UTF8.GetBytes(json), "tokenizer.json");
+        var n = Assert.IsType<PrecompiledNormalizer>(t.Normalizer);
+        foreach (var text in new[] { "ﬁ", "Ａｂｃ", "①②", "café", "ｶ", "㍿", "½" })
+            Assert.Equal(UnicodeNormalizer.Normalize(text, NormalizationKind.Nfkc), n.Normalize(text));
+        Assert.Equal("a b", n.Normalize("a\tb"));   // nmt: tab → space
+        Assert.Equal("plain ascii", n.Normalize("plain ascii"));
+        // A grapheme of 6 UTF-8 bytes or more is mapped char by char (spm_precompiled), so halfwidth ｶﾞ stays
+        // two characters there, while SentencePiece itself takes the longest rule and composes ガ.
+        Assert.Equal("\u30AB\u3099", n.Normalize("ｶﾞ"));
+        Assert.Equal("▁\u30AC", sp.Normalize("ｶﾞ"));
+    }
+
+    [Fact]
+    public void TokenizerConfigNamesTheSpecialIds()
+    {
+        using var dir = new Runtime.TempDir();
+        File.Copy(Path.Combine(TokenizerOracleTests.Folder("bpe_bytelevel"), "tokenizer.json"), dir.File("tokenizer.json"));
+        File.WriteAllText(dir.File("tokenizer_config.json"), """{"eos_token": "<|endoftext|>", "bos_token": {"content": "<|endoftext|>"}, "unk_token": null, "model_max_length": 512}""");
+        var t = TokenizerLoader.Load(dir.Path);
+        Assert.Equal(new SpecialTokenIds(0, 0, null, null), t.SpecialIds);
+        var sp = TokenizerOracleTests.Get("sentencepiece_bpe");
+        Assert.Equal(new SpecialTokenIds(1, 2, 0, null), sp.SpecialIds);
+        Assert.Equal(2000, sp.VocabSize);
+        Assert.True(sp.IsSpecial(1));
+        Assert.Equal("<s>", sp.IdToToken(1));
     }
 
     [Fact]

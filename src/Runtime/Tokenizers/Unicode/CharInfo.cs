@@ -17,8 +17,8 @@ public static class CharInfo
         _ => false,
     };
 
-    /// <summary>BERT's whitespace: space, tab, newline, carriage return, or a space separator (Zs).</summary>
-    public static bool IsBertWhitespace(int cp) => cp is ' ' or '\t' or '\n' or '\r' || Category(cp) == UnicodeCategory.SpaceSeparator;
+    /// <summary>Rust's <c>char::is_numeric</c>: the categories Nd, Nl and No.</summary>
+    public static bool IsNumeric(int cp) => Category(cp) is UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber;
 
     /// <summary>BERT's control characters: the C* categories except tab, newline and carriage return.</summary>
     public static bool IsBertControl(int cp)
