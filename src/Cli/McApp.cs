@@ -24,6 +24,7 @@ public static class McApp
         root.Add(ImportHfCommand.Create(context));
         root.Add(GraphCommand.Create(context));
         root.Add(PassesCommand.Create(context));
+        root.Add(TokenizeCommand.Create(context));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
