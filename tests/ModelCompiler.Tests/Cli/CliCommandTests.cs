@@ -9,6 +9,10 @@ public class CliCommandTests
     [InlineData("demo")]
     [InlineData("passes")]
     [InlineData("compile")]
+    [InlineData("stats")]
+    [InlineData("import-hf")]
+    [InlineData("graph")]
+    [InlineData("tokenize")]
     public void EveryCommandHasHelp(string command)
     {
         var r = CliRunner.Run(command, "--help");
@@ -22,7 +26,7 @@ public class CliCommandTests
     {
         var r = CliRunner.Run("--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var c in new[] { "check", "print-ir", "eval", "compile", "demo", "passes" }) Assert.Contains(c, r.Out);
+        foreach (var c in new[] { "check", "print-ir", "eval", "compile", "demo", "passes", "stats", "import-hf", "graph", "tokenize" }) Assert.Contains(c, r.Out);
     }
 
     [Fact]
