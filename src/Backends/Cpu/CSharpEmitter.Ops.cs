@@ -20,6 +20,8 @@ public sealed partial class CSharpEmitter
             case var op when op.IsElementwiseBinary():
                 return [Binary(n, x, t, y, where)];
 
+            case OpKind.Linear when !_static.Contains(n) && _packed.Contains(_canonical[n.Inputs[1]]):
+                return [$"Gemm.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {PackedVar(n.Inputs[1])}, {y}, {(x.Length > 2 ? x[2] : "default")});"];
             case OpKind.Linear:
                 return [$"LinearAlgebra.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {DimExpr(t[0][-1])}, {x[1]}, {DimExpr(t[1][0])}, {(x.Length > 2 ? x[2] : "null")}, {y});"];
             case OpKind.MatMul:

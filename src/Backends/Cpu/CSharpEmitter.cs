@@ -36,6 +36,8 @@ public sealed partial class CSharpEmitter
     private readonly List<Node> _inputs;
     private int _kernelCalls;
     private int _prepared;
+    /// <summary>Static [N, K] weights read as a linear's weight by Run: packed once for the GEMM in LoadWeights.</summary>
+    private readonly HashSet<Node> _packed = new();
 
     private CSharpEmitter(Graph graph)
     {
@@ -92,6 +94,8 @@ public sealed partial class CSharpEmitter
         foreach (var c in _graph.Nodes.Where(n => n.Op == OpKind.Const && _canonical[n] == n))
             Line($"    private static readonly {Storage(c)}[] {Var(c)} = [{ConstValue(c)}];  // %{_index[c]} = const : {Comment(c.Type.ToString())}");
         var fields = _graph.Nodes.Where(n => _staticField.Contains(n) && n.Op != OpKind.Const && _canonical[n] == n).ToList();
+        foreach (var f in _graph.Nodes.Where(_packed.Contains))
+            Line($"    private PackedWeight {PackedVar(f)};  // %{_index[f]} packed for Gemm.Linear");
         foreach (var f in fields)
             Line($"    private {Storage(f)}[] {Var(f)};  // %{_index[f]} = {f.Op.Mnemonic()}{(f.Op == OpKind.Weight ? " " + Comment(Literal(f.Attrs.Str("name"))) : "")} : {Comment(f.Type.ToString())}");
         if (fields.Count > 0 || _graph.Nodes.Any(n => n.Op == OpKind.Const)) Line();
@@ -151,6 +155,10 @@ public sealed partial class CSharpEmitter
             foreach (var i in n.Inputs)
                 if (_static.Contains(i)) _staticField.Add(_canonical[i]);
         }
+        foreach (var n in _graph.Nodes)
+            if (!_static.Contains(n) && n.Op is OpKind.Linear or OpKind.FusedLinear && LinearWeight(n) is { } w
+                && _static.Contains(w) && w.Type.Rank == 2 && w.Type.DType.IsFloat())
+                _packed.Add(_canonical[w]);
         // A static alias (reshape, float cast) in a field keeps its source's array alive, so the source need not be a field.
     }
 
@@ -181,8 +189,15 @@ public sealed partial class CSharpEmitter
             lines.Add($"{decl} = new {Storage(n)}[{CountExpr(n.Type)}];");
             lines.AddRange(Compute(n, v));
         }
+        foreach (var n in _graph.Nodes.Where(_packed.Contains))
+            lines.Add($"{PackedVar(n)} = PackedWeight.Pack({Var(n)}, {DimExpr(n.Type[0])}, {DimExpr(n.Type[1])});");
         return lines;
     }
+
+    private string PackedVar(Node n) => $"k{_index[_canonical[n]]}";
+
+    /// <summary>The [N, K] weight operand of a linear (or fused linear) node.</summary>
+    private static Node? LinearWeight(Node n) => n.Inputs.Length > 1 ? n.Inputs[1] : null;
 
     // ---- Run: inputs, buffers, liveness ----
 

@@ -66,7 +66,8 @@ public sealed class CpuCodegenTests
     {
         var source = CSharpEmitter.Emit(LoadLlama()).Source;
         Assert.Contains("Normalization.RmsNorm(t2, s0 * s1, 64, w3, offset: 0.0, null, eps: 1E-05, t4);", source);
-        Assert.Contains("LinearAlgebra.Linear(t4, s0 * s1, 64, w8, 32, null, t9);", source);
+        Assert.Contains("Gemm.Linear(t4, s0 * s1, k8, t9, default);", source);
+        Assert.Contains("k8 = PackedWeight.Pack(w8, 32, 64);", source);
         Assert.Contains("theta: 10000.0, rotaryDim: 16", source);
         Assert.Contains("scale: 0.25, mask: AttentionMask.Causal", source);
         Assert.Contains("int s0 = bind.Symbol(\"batch\");", source);

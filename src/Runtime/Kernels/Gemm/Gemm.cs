@@ -2,9 +2,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using static ModelCompiler.Backends.Cpu.Kernels.GemmMicroKernels;
+using static ModelCompiler.Runtime.Kernels.GemmMicroKernels;
 
-namespace ModelCompiler.Backends.Cpu.Kernels;
+namespace ModelCompiler.Runtime.Kernels;
 
 /// <summary>Which micro-kernel family runs. Auto picks the widest the machine accelerates, at run time.</summary>
 public enum GemmIsa { Auto, Scalar, Vector256, Vector512 }
