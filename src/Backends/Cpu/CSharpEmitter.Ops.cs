@@ -24,6 +24,28 @@ public sealed partial class CSharpEmitter
                 return [$"Gemm.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {PackedVar(n.Inputs[1])}, {y}, {(x.Length > 2 ? x[2] : "default")});"];
             case OpKind.Linear:
                 return [$"LinearAlgebra.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {DimExpr(t[0][-1])}, {x[1]}, {DimExpr(t[1][0])}, {(x.Length > 2 ? x[2] : "null")}, {y});"];
+            case OpKind.FusedLinear:
+            {
+                int normInputs = (int)a.Int("norm_inputs", 0), at = 2;
+                string normW = normInputs > 0 ? x[at++] : "null", normB = normInputs > 1 ? x[at++] : "null";
+                string bias = a.Bool("bias", false) ? x[at++] : "null";
+                string residual = a.Bool("residual", false) ? x[at] : "null";
+                string prologue = a.Str("prologue", "none") switch
+                {
+                    "none" => "None", "rms_norm" => "RmsNorm", "layer_norm" => "LayerNorm",
+                    var p => throw Unsupported(n, $"fused linear prologue '{p}'"),
+                };
+                string act = a.Str("activation", "none") switch
+                {
+                    "none" => "null", "relu" => "UnaryOp.Relu", "gelu" => "UnaryOp.Gelu", "gelu_tanh" => "UnaryOp.GeluTanh",
+                    "silu" => "UnaryOp.Silu", "sigmoid" => "UnaryOp.Sigmoid", "tanh" => "UnaryOp.Tanh",
+                    var p => throw Unsupported(n, $"fused linear activation '{p}'"),
+                };
+                string packed = !_static.Contains(n) && _packed.Contains(_canonical[n.Inputs[1]])
+                    ? PackedVar(n.Inputs[1]) : $"PackedWeight.Pack({x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])})";
+                return [$"FusedLinearKernel.Forward({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {packed}, LinearPrologue.{prologue}, {normW}, {normB}, " +
+                        $"offset: {Double(a.Float("offset", 0.0))}, eps: {Double(a.Float("eps", 0.0))}, {bias}, {act}, gate: {(a.Bool("gate", false) ? "true" : "false")}, {residual}, {y});"];
+            }
             case OpKind.MatMul:
             {
                 if (!n.Type.DType.IsFloat()) throw Unsupported(n, "integer matmul");

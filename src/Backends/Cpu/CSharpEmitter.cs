@@ -412,7 +412,7 @@ public sealed partial class CSharpEmitter
         string? kinds = node.Op switch
         {
             var o when o.IsElementwiseUnary() => "f",
-            OpKind.Linear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
+            OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
                 or OpKind.Attention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
