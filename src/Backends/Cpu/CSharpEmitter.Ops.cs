@@ -93,7 +93,15 @@ public sealed partial class CSharpEmitter
             case OpKind.Embedding:
                 return [$"Positional.Embedding({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, {y}, {where});"];
             case OpKind.Positions:
-                return [$"IntKernels.Positions({Int(a.Int("offset", 0))}, {y});"];
+                return [x.Length > 1
+                    ? $"IntKernels.Positions({Int(a.Int("offset", 0))} + {DimExpr(t[1][Axis(t[1], a.Int("axis"))])}, {y});"   // offset + past length
+                    : $"IntKernels.Positions({Int(a.Int("offset", 0))}, {y});"];
+            case OpKind.CacheAppend:
+            {
+                int axis = Axis(n.Type, a.Int("axis", 1));
+                return [$"Layout.Concat<{Storage(n)}>([{string.Join(", ", x)}], [{string.Join(", ", t.Select(p => DimExpr(p[axis])))}], " +
+                        $"{Product(n.Type.Shape.Take(axis))}, {Product(n.Type.Shape.Skip(axis + 1))}, {y});"];
+            }
             case OpKind.SinusoidalPositions:
                 return [$"Positional.SinusoidalPositions({x[0]}, {SmallInt(n, a.Int("dim"))}, baseFrequency: {Double(a.Float("base", 10000.0))}, interleaved: {Bool(a.Bool("interleaved", true))}, {y});"];
             case OpKind.Rope:

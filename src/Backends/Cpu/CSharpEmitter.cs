@@ -38,6 +38,8 @@ public sealed partial class CSharpEmitter
     private int _prepared;
     /// <summary>Static [N, K] weights read as a linear's weight by Run: packed once for the GEMM in LoadWeights.</summary>
     private readonly HashSet<Node> _packed = new();
+    /// <summary>Symbols bound by the graph rather than an input (a KV cache's grown length), with their expressions.</summary>
+    private readonly List<(string Var, string Expr)> _derivedSymbols = new();
 
     private CSharpEmitter(Graph graph)
     {
@@ -137,6 +139,18 @@ public sealed partial class CSharpEmitter
                 if (weightByName.TryGetValue(key, out var first)) _canonical[n] = first;
                 else weightByName[key] = n;
             }
+            if (n.Op == OpKind.CacheAppend)
+            {
+                // The cache's new length is the symbol named by attr length: past length + new length.
+                int axis = (int)(n.Attrs.Int("axis", 1) is var ax && ax < 0 ? ax + n.Type.Rank : ax);
+                var d = n.Type[axis];
+                if (!d.IsKnown && !_symbolVar.ContainsKey(d.Symbol!))
+                {
+                    var v = $"s{_symbolVar.Count}";
+                    _symbolVar[d.Symbol!] = v;
+                    _derivedSymbols.Add((v, $"checked({DimExpr(n.Inputs[0].Type[axis])} + {DimExpr(n.Inputs[1].Type[axis])})"));
+                }
+            }
             foreach (var d in n.Type.Shape)
                 if (!d.IsKnown && !_symbolVar.ContainsKey(d.Symbol!))
                     throw new McException($"{Describe(n)}: symbol '{d.Symbol}' of {n.Type} is not bound by any input");
@@ -213,7 +227,9 @@ public sealed partial class CSharpEmitter
     {
         var lines = new List<string>();
         lines.Add("var bind = new InputBinder(inputs, Inputs);");
-        foreach (var (symbol, v) in _symbolVar) lines.Add($"int {v} = bind.Symbol({Literal(symbol)});");
+        foreach (var (symbol, v) in _symbolVar)
+            if (!_derivedSymbols.Any(d => d.Var == v)) lines.Add($"int {v} = bind.Symbol({Literal(symbol)});");
+        foreach (var (v, expr) in _derivedSymbols) lines.Add($"int {v} = {expr};");
         lines.Add("var pool = new BufferPool();");
 
         var outputs = _graph.Outputs.Select(o => o.Value).ToHashSet();

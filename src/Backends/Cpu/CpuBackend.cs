@@ -24,6 +24,9 @@ public static class CpuBackend
     /// <summary>The passes the CPU target runs before code generation (cleanup, then concat-linears, fuse-norm-linear, fuse-linear-epilogue).</summary>
     public static IReadOnlyList<string> Pipeline => PassManager.FusionPipeline;
 
+    /// <summary>The passes for the KV-cached graph that <see cref="CompiledCachedDecoder"/> drives.</summary>
+    public static IReadOnlyList<string> CachedPipeline { get; } = [.. PassManager.FusionPipeline, "kv-cache"];
+
     private static readonly ConcurrentDictionary<string, byte[]> Memory = new(StringComparer.Ordinal);
 
     public static CpuArtifact Compile(Graph graph, string? cacheDirectory = null)
