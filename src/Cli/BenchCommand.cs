@@ -69,18 +69,20 @@ internal static class BenchCommand
 
             var ppRates = new List<double>();
             var tgRates = new List<double>();
-            for (int rep = 0; rep < r; rep++)
+            // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
+            for (int rep = -1; rep < r; rep++)
             {
+                bool warmUp = rep < 0;
                 var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
                 var feeds = pasts.ToDictionary(x => x.Attrs.Str("name"), x => HostTensor.FromFloats(
                     x.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], x.Type.DType), StringComparer.Ordinal);
                 feeds[inputName] = HostTensor.FromInts([1, p], ids);
                 var clock = Stopwatch.StartNew();
                 var results = compiled.Run(feeds);
-                ppRates.Add(p / clock.Elapsed.TotalSeconds);
+                if (!warmUp) ppRates.Add(p / clock.Elapsed.TotalSeconds);
                 if (g == 0) continue;
                 clock.Restart();
-                for (int step = 0; step < g; step++)
+                for (int step = 0; step < (warmUp ? Math.Min(g, 4) : g); step++)
                 {
                     var logits = results["logits"].Floats!;
                     long next = GreedyDecoder.ArgMax(logits.AsSpan((int)(logits.Length - vocab)), []);
@@ -92,7 +94,7 @@ internal static class BenchCommand
                     feeds[inputName] = HostTensor.FromInts([1, 1], [next]);
                     results = compiled.Run(feeds);
                 }
-                tgRates.Add(g / clock.Elapsed.TotalSeconds);
+                if (!warmUp) tgRates.Add(g / clock.Elapsed.TotalSeconds);
             }
 
             static double Median(List<double> v) { var s = v.Order().ToList(); return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
@@ -121,7 +123,7 @@ internal static class BenchCommand
                 cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
                 cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {Environment.ProcessorCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
                 if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {Environment.ProcessorCount} | tg{g} | {F(tg)} ± {F(Spread(tgRates))} |");
-                cli.Out.WriteLine($"(medians of {r} reps, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s)");
+                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s)");
             }
             return McApp.Ok;
         });
