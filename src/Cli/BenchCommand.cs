@@ -24,13 +24,14 @@ internal static class BenchCommand
         var prompt = new Option<int>("--prompt", "-p") { Description = "prompt tokens of the prefill (pp)", DefaultValueFactory = _ => 512 };
         var gen = new Option<int>("--gen", "-n") { Description = "tokens generated one at a time through the KV cache (tg)", DefaultValueFactory = _ => 128 };
         var reps = new Option<int>("--reps", "-r") { Description = "repetitions (medians are reported)", DefaultValueFactory = _ => 3 };
+        var threads = new Option<int>("--threads", "-t") { Description = "cap on the threads the kernels use (0: one per core)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and prompt", DefaultValueFactory = _ => 0 };
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, seed, set, config, json,
+            model, prompt, gen, reps, threads, seed, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -38,7 +39,14 @@ internal static class BenchCommand
             if (p < 1) throw new McException($"--prompt {p}: expected at least 1 token");
             if (g < 0) throw new McException($"--gen {g}: expected a number of tokens >= 0");
             if (r < 1) throw new McException($"--reps {r}: expected at least 1");
+            int t = parse.GetValue(threads);
+            if (t < 0) throw new McException($"--threads {t}: expected a number >= 0");
+            int threadCount = t == 0 ? Environment.ProcessorCount : t;
             var loaded = CommonOptions.Load(parse.GetValue(model)!, parse.GetValue(config), parse.GetValue(set));
+            int previousThreads = Runtime.Kernels.KernelThreading.MaxThreads;
+            Runtime.Kernels.KernelThreading.MaxThreads = t;
+            try
+            {
             var graph = loaded.Graph;
             new PassManager(CpuBackend.CachedPipeline).Run(graph);
             var compileClock = Stopwatch.StartNew();
@@ -108,7 +116,7 @@ internal static class BenchCommand
                     ["prompt"] = p,
                     ["gen"] = g,
                     ["reps"] = r,
-                    ["threads"] = Environment.ProcessorCount,
+                    ["threads"] = threadCount,
                     ["pp_tokens_per_s"] = Math.Round(pp, 3),
                     ["pp_spread"] = Math.Round(Spread(ppRates), 3),
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
@@ -121,11 +129,13 @@ internal static class BenchCommand
                 string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
                 cli.Out.WriteLine($"| model | params | threads | test | t/s |");
                 cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
-                cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {Environment.ProcessorCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
-                if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {Environment.ProcessorCount} | tg{g} | {F(tg)} ± {F(Spread(tgRates))} |");
+                cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
+                if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} | {F(tg)} ± {F(Spread(tgRates))} |");
                 cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s)");
             }
             return McApp.Ok;
+            }
+            finally { Runtime.Kernels.KernelThreading.MaxThreads = previousThreads; }
         });
         return command;
     }

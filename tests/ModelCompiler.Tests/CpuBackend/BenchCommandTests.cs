@@ -11,13 +11,15 @@ public sealed class BenchCommandTests
     [Fact]
     public void JsonReportsPromptAndGenerationRates()
     {
-        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "8", "--gen", "4", "--reps", "2", "--json"]);
+        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "8", "--gen", "4", "--reps", "2", "--threads", "1", "--json"]);
         Assert.Equal(0, r.ExitCode);
         using var json = JsonDocument.Parse(r.Out);
         Assert.True(json.RootElement.GetProperty("pp_tokens_per_s").GetDouble() > 0);
         Assert.True(json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
         Assert.Equal(JsonValueKind.Array, json.RootElement.GetProperty("kernels").ValueKind);
         Assert.Equal(8, json.RootElement.GetProperty("prompt").GetInt32());
+        Assert.Equal(1, json.RootElement.GetProperty("threads").GetInt32());
+        Assert.Equal(0, ModelCompiler.Runtime.Kernels.KernelThreading.MaxThreads);   // restored
     }
 
     [Fact]

@@ -23,7 +23,10 @@ public enum GemmThreading
 /// <summary>Knobs of <see cref="Gemm"/>; the defaults are what the code generator should use.</summary>
 public sealed record GemmOptions
 {
-    public static GemmOptions Default { get; } = new();
+    /// <summary>The options of calls that give none (compiled models); <see cref="KernelThreading.MaxThreads"/> sets its thread cap.</summary>
+    public static GemmOptions Default { get; private set; } = new();
+
+    internal static void SetDefault(GemmOptions options) => Default = options;
 
     public GemmIsa Isa { get; init; } = GemmIsa.Auto;
     public GemmThreading Threading { get; init; } = GemmThreading.Pool;
