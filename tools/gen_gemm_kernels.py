@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Generates src/Backends/Cpu/Kernels/GemmMicroKernels.g.cs: the fully unrolled register-blocked
+"""Generates src/Runtime/Kernels/Gemm/GemmMicroKernels.g.cs: the fully unrolled register-blocked
 GEMM micro-kernels (C# has no constant generics, and RyuJIT keeps accumulators in registers only
 when they are separate locals), one method per (ISA, weight type, row count mr).
 
-    python3 tools/gen_gemm_kernels.py > src/Backends/Cpu/Kernels/GemmMicroKernels.g.cs
+    python3 tools/gen_gemm_kernels.py > src/Runtime/Kernels/Gemm/GemmMicroKernels.g.cs
 
 Every kernel computes a tile C[mr, 32] (one packed-weight panel, NR = 32 columns):
     C[i, j] (+)= sum_k A[k*mr + i] * B[k*32 + j]       A: packed X rows, B: packed weight panel
@@ -136,7 +136,7 @@ def main():
     w("using System.Runtime.Intrinsics;")
     w("using System.Runtime.Intrinsics.X86;")
     w("")
-    w("namespace ModelCompiler.Backends.Cpu.Kernels;")
+    w("namespace ModelCompiler.Runtime.Kernels;")
     w("")
     w("internal static unsafe partial class GemmMicroKernels")
     w("{")

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using ModelCompiler.Backends.Cpu.Kernels;
+using ModelCompiler.Runtime.Kernels;
 
 namespace ModelCompiler.Benchmarks;
 
@@ -69,7 +69,7 @@ public class GemmBenchmarks
     }
 
     [Benchmark]
-    public void Gemm() => Backends.Cpu.Kernels.Gemm.Linear(_x, _m, _w, _y, _b, default, _options);
+    public void Gemm() => Runtime.Kernels.Gemm.Linear(_x, _m, _w, _y, _b, default, _options);
 }
 
 /// <summary>The naive triple loop on W as stored (one thread): M=64 instead of 512 for the prefill-like shape, to keep a run short.</summary>

@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
-using ModelCompiler.Backends.Cpu.Kernels;
+using ModelCompiler.Runtime.Kernels;
 
 namespace ModelCompiler.Benchmarks;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Running;
-using ModelCompiler.Backends.Cpu.Kernels;
+using ModelCompiler.Runtime.Kernels;
 using ModelCompiler.Benchmarks;
 
 // Two modes:
@@ -92,14 +92,14 @@ static class Quick
         // Calls per rep: about 30 ms.
         var sw = Stopwatch.StartNew();
         int calls = 0;
-        while (sw.Elapsed.TotalMilliseconds < 30) { ModelCompiler.Backends.Cpu.Kernels.Gemm.Linear(x, m, w, y, b, default, o); calls++; }
+        while (sw.Elapsed.TotalMilliseconds < 30) { ModelCompiler.Runtime.Kernels.Gemm.Linear(x, m, w, y, b, default, o); calls++; }
         int width = Vector512.IsHardwareAccelerated && o.Isa is GemmIsa.Auto or GemmIsa.Vector512 ? 512 : 256;
         var ws = new List<double>();
         var cs = new List<double>();
         var ps = new List<double>();
         for (int r = 0; r < reps; r++)
         {
-            var (gw, gc) = Time(() => { for (int i = 0; i < calls; i++) ModelCompiler.Backends.Cpu.Kernels.Gemm.Linear(x, m, w, y, b, default, o); }, flops * calls);
+            var (gw, gc) = Time(() => { for (int i = 0; i < calls; i++) ModelCompiler.Runtime.Kernels.Gemm.Linear(x, m, w, y, b, default, o); }, flops * calls);
             var (_, fc) = Time(Fma(width, threads), FmaFlops(width, threads));
             ws.Add(gw);
             cs.Add(gc);
@@ -141,7 +141,7 @@ static class Quick
         int mc = int.TryParse(Environment.GetEnvironmentVariable("GEMM_MC"), out var v2) ? v2 : 0;
         // GEMM_ISA=Vector256|Scalar forces a micro-kernel family (the % of peak is then against that width's FMA loop).
         var isa = Enum.TryParse<GemmIsa>(Environment.GetEnvironmentVariable("GEMM_ISA"), out var i1) ? i1 : GemmIsa.Auto;
-        Console.WriteLine($"ISA {(isa == GemmIsa.Auto ? ModelCompiler.Backends.Cpu.Kernels.Gemm.BestIsa : isa)}, {Environment.ProcessorCount} cores, KC={(kc > 0 ? kc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultKC)} MC={(mc > 0 ? mc : ModelCompiler.Backends.Cpu.Kernels.Gemm.DefaultMC)}, {reps} reps: median [min..max]");
+        Console.WriteLine($"ISA {(isa == GemmIsa.Auto ? ModelCompiler.Runtime.Kernels.Gemm.BestIsa : isa)}, {Environment.ProcessorCount} cores, KC={(kc > 0 ? kc : ModelCompiler.Runtime.Kernels.Gemm.DefaultKC)} MC={(mc > 0 ? mc : ModelCompiler.Runtime.Kernels.Gemm.DefaultMC)}, {reps} reps: median [min..max]");
         if (only is null || only == "dispatch") Dispatch(reps);
         if (only is null)
             foreach (int t in new[] { 1, 2 })

@@ -67,7 +67,13 @@ internal static class EvalCommand
             long[]? greedy = null;
             if (steps > 0)
             {
-                greedy = WithProgress(cli, steps, runner.Name, progress => Generate(graph, runner, feeds, steps, progress));
+                // The cpu target decodes decoder-only models through the KV cache: the graph again, rewritten by kv-cache, compiled.
+                bool cached = targetName == EvalTargets.Cpu && !feeds.ContainsKey("decoder_input_ids");
+                greedy = WithProgress(cli, steps, runner.Name, progress => cached
+                    ? CpuEvalTarget.GenerateCached(
+                        CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph,
+                        store, feeds, steps, progress)
+                    : Generate(graph, runner, feeds, steps, progress));
                 written.Add(TensorData.FromInt64("greedy_ids", [1, greedy.Length], greedy));
             }
             var outPath = parse.GetValue(output)!;

@@ -70,6 +70,21 @@ internal sealed class CpuEvalTarget : IEvalTarget
 
     public string Name => EvalTargets.Cpu;
 
+    /// <summary>Greedy decoding of input_ids row 0 through the compiled KV-cached graph (prefill, then one token per step).</summary>
+    public static long[] GenerateCached(Graph freshGraph, WeightStore store, Dictionary<string, RefTensor> feeds, int steps, Action<int>? progress = null)
+    {
+        if (!feeds.TryGetValue("input_ids", out var inputIds) || inputIds.Shape.Length != 2)
+            throw new McException("--generate needs an input_ids input of shape [batch, seq]");
+        var others = feeds.Keys.Except(["input_ids"]).ToList();
+        if (others.Count > 0) throw new McException($"--generate supports models whose inputs are input_ids (and decoder_input_ids); this one also takes {string.Join(", ", others)}");
+        new Passes.PassManager(CpuBackend.CachedPipeline).Run(freshGraph);
+        var cache = Environment.GetEnvironmentVariable("MC_CPU_CACHE");
+        var model = CpuBackend.Instantiate(CpuBackend.Compile(freshGraph, string.IsNullOrEmpty(cache) ? null : cache));
+        model.LoadWeights(store);
+        var row0 = inputIds.I!.Take((int)inputIds.Shape[1]).ToArray();
+        return new CompiledCachedDecoder(freshGraph, model).Generate(row0, steps, GreedyDecoder.EosIds(freshGraph), progress: progress);
+    }
+
     public IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null)
     {
         var feeds = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.IsFloat

@@ -19,6 +19,7 @@ public static class McApp
         root.Add(PrintIrCommand.Create(context));
         root.Add(EvalCommand.Create(context));
         root.Add(CompileCommand.Create(context));
+        root.Add(BenchCommand.Create(context));
         root.Add(DemoCommand.Create(context));
         root.Add(StatsCommand.Create(context));
         root.Add(ImportHfCommand.Create(context));

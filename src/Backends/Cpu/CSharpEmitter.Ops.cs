@@ -20,8 +20,32 @@ public sealed partial class CSharpEmitter
             case var op when op.IsElementwiseBinary():
                 return [Binary(n, x, t, y, where)];
 
+            case OpKind.Linear when !_static.Contains(n) && _packed.Contains(_canonical[n.Inputs[1]]):
+                return [$"Gemm.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {PackedVar(n.Inputs[1])}, {y}, {(x.Length > 2 ? x[2] : "default")});"];
             case OpKind.Linear:
                 return [$"LinearAlgebra.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {DimExpr(t[0][-1])}, {x[1]}, {DimExpr(t[1][0])}, {(x.Length > 2 ? x[2] : "null")}, {y});"];
+            case OpKind.FusedLinear:
+            {
+                int normInputs = (int)a.Int("norm_inputs", 0), at = 2;
+                string normW = normInputs > 0 ? x[at++] : "null", normB = normInputs > 1 ? x[at++] : "null";
+                string bias = a.Bool("bias", false) ? x[at++] : "null";
+                string residual = a.Bool("residual", false) ? x[at] : "null";
+                string prologue = a.Str("prologue", "none") switch
+                {
+                    "none" => "None", "rms_norm" => "RmsNorm", "layer_norm" => "LayerNorm",
+                    var p => throw Unsupported(n, $"fused linear prologue '{p}'"),
+                };
+                string act = a.Str("activation", "none") switch
+                {
+                    "none" => "null", "relu" => "UnaryOp.Relu", "gelu" => "UnaryOp.Gelu", "gelu_tanh" => "UnaryOp.GeluTanh",
+                    "silu" => "UnaryOp.Silu", "sigmoid" => "UnaryOp.Sigmoid", "tanh" => "UnaryOp.Tanh",
+                    var p => throw Unsupported(n, $"fused linear activation '{p}'"),
+                };
+                string packed = !_static.Contains(n) && _packed.Contains(_canonical[n.Inputs[1]])
+                    ? PackedVar(n.Inputs[1]) : $"PackedWeight.Pack({x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])})";
+                return [$"FusedLinearKernel.Forward({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {packed}, LinearPrologue.{prologue}, {normW}, {normB}, " +
+                        $"offset: {Double(a.Float("offset", 0.0))}, eps: {Double(a.Float("eps", 0.0))}, {bias}, {act}, gate: {(a.Bool("gate", false) ? "true" : "false")}, {residual}, {y});"];
+            }
             case OpKind.MatMul:
             {
                 if (!n.Type.DType.IsFloat()) throw Unsupported(n, "integer matmul");
@@ -69,7 +93,15 @@ public sealed partial class CSharpEmitter
             case OpKind.Embedding:
                 return [$"Positional.Embedding({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, {y}, {where});"];
             case OpKind.Positions:
-                return [$"IntKernels.Positions({Int(a.Int("offset", 0))}, {y});"];
+                return [x.Length > 1
+                    ? $"IntKernels.Positions({Int(a.Int("offset", 0))} + {DimExpr(t[1][Axis(t[1], a.Int("axis"))])}, {y});"   // offset + past length
+                    : $"IntKernels.Positions({Int(a.Int("offset", 0))}, {y});"];
+            case OpKind.CacheAppend:
+            {
+                int axis = Axis(n.Type, a.Int("axis", 1));
+                return [$"Layout.Concat<{Storage(n)}>([{string.Join(", ", x)}], [{string.Join(", ", t.Select(p => DimExpr(p[axis])))}], " +
+                        $"{Product(n.Type.Shape.Take(axis))}, {Product(n.Type.Shape.Skip(axis + 1))}, {y});"];
+            }
             case OpKind.SinusoidalPositions:
                 return [$"Positional.SinusoidalPositions({x[0]}, {SmallInt(n, a.Int("dim"))}, baseFrequency: {Double(a.Float("base", 10000.0))}, interleaved: {Bool(a.Bool("interleaved", true))}, {y});"];
             case OpKind.Rope:

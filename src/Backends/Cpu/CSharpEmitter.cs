@@ -36,6 +36,10 @@ public sealed partial class CSharpEmitter
     private readonly List<Node> _inputs;
     private int _kernelCalls;
     private int _prepared;
+    /// <summary>Static [N, K] weights read as a linear's weight by Run: packed once for the GEMM in LoadWeights.</summary>
+    private readonly HashSet<Node> _packed = new();
+    /// <summary>Symbols bound by the graph rather than an input (a KV cache's grown length), with their expressions.</summary>
+    private readonly List<(string Var, string Expr)> _derivedSymbols = new();
 
     private CSharpEmitter(Graph graph)
     {
@@ -92,6 +96,8 @@ public sealed partial class CSharpEmitter
         foreach (var c in _graph.Nodes.Where(n => n.Op == OpKind.Const && _canonical[n] == n))
             Line($"    private static readonly {Storage(c)}[] {Var(c)} = [{ConstValue(c)}];  // %{_index[c]} = const : {Comment(c.Type.ToString())}");
         var fields = _graph.Nodes.Where(n => _staticField.Contains(n) && n.Op != OpKind.Const && _canonical[n] == n).ToList();
+        foreach (var f in _graph.Nodes.Where(_packed.Contains))
+            Line($"    private PackedWeight {PackedVar(f)};  // %{_index[f]} packed for Gemm.Linear");
         foreach (var f in fields)
             Line($"    private {Storage(f)}[] {Var(f)};  // %{_index[f]} = {f.Op.Mnemonic()}{(f.Op == OpKind.Weight ? " " + Comment(Literal(f.Attrs.Str("name"))) : "")} : {Comment(f.Type.ToString())}");
         if (fields.Count > 0 || _graph.Nodes.Any(n => n.Op == OpKind.Const)) Line();
@@ -133,6 +139,18 @@ public sealed partial class CSharpEmitter
                 if (weightByName.TryGetValue(key, out var first)) _canonical[n] = first;
                 else weightByName[key] = n;
             }
+            if (n.Op == OpKind.CacheAppend)
+            {
+                // The cache's new length is the symbol named by attr length: past length + new length.
+                int axis = (int)(n.Attrs.Int("axis", 1) is var ax && ax < 0 ? ax + n.Type.Rank : ax);
+                var d = n.Type[axis];
+                if (!d.IsKnown && !_symbolVar.ContainsKey(d.Symbol!))
+                {
+                    var v = $"s{_symbolVar.Count}";
+                    _symbolVar[d.Symbol!] = v;
+                    _derivedSymbols.Add((v, $"checked({DimExpr(n.Inputs[0].Type[axis])} + {DimExpr(n.Inputs[1].Type[axis])})"));
+                }
+            }
             foreach (var d in n.Type.Shape)
                 if (!d.IsKnown && !_symbolVar.ContainsKey(d.Symbol!))
                     throw new McException($"{Describe(n)}: symbol '{d.Symbol}' of {n.Type} is not bound by any input");
@@ -151,6 +169,10 @@ public sealed partial class CSharpEmitter
             foreach (var i in n.Inputs)
                 if (_static.Contains(i)) _staticField.Add(_canonical[i]);
         }
+        foreach (var n in _graph.Nodes)
+            if (!_static.Contains(n) && n.Op is OpKind.Linear or OpKind.FusedLinear && LinearWeight(n) is { } w
+                && _static.Contains(w) && w.Type.Rank == 2 && w.Type.DType.IsFloat())
+                _packed.Add(_canonical[w]);
         // A static alias (reshape, float cast) in a field keeps its source's array alive, so the source need not be a field.
     }
 
@@ -181,8 +203,15 @@ public sealed partial class CSharpEmitter
             lines.Add($"{decl} = new {Storage(n)}[{CountExpr(n.Type)}];");
             lines.AddRange(Compute(n, v));
         }
+        foreach (var n in _graph.Nodes.Where(_packed.Contains))
+            lines.Add($"{PackedVar(n)} = PackedWeight.Pack({Var(n)}, {DimExpr(n.Type[0])}, {DimExpr(n.Type[1])});");
         return lines;
     }
+
+    private string PackedVar(Node n) => $"k{_index[_canonical[n]]}";
+
+    /// <summary>The [N, K] weight operand of a linear (or fused linear) node.</summary>
+    private static Node? LinearWeight(Node n) => n.Inputs.Length > 1 ? n.Inputs[1] : null;
 
     // ---- Run: inputs, buffers, liveness ----
 
@@ -198,7 +227,9 @@ public sealed partial class CSharpEmitter
     {
         var lines = new List<string>();
         lines.Add("var bind = new InputBinder(inputs, Inputs);");
-        foreach (var (symbol, v) in _symbolVar) lines.Add($"int {v} = bind.Symbol({Literal(symbol)});");
+        foreach (var (symbol, v) in _symbolVar)
+            if (!_derivedSymbols.Any(d => d.Var == v)) lines.Add($"int {v} = bind.Symbol({Literal(symbol)});");
+        foreach (var (v, expr) in _derivedSymbols) lines.Add($"int {v} = {expr};");
         lines.Add("var pool = new BufferPool();");
 
         var outputs = _graph.Outputs.Select(o => o.Value).ToHashSet();
@@ -397,7 +428,7 @@ public sealed partial class CSharpEmitter
         string? kinds = node.Op switch
         {
             var o when o.IsElementwiseUnary() => "f",
-            OpKind.Linear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
+            OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
                 or OpKind.Attention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",

@@ -21,8 +21,11 @@ public sealed record CpuArtifact(GeneratedModel Generated, byte[] Assembly, stri
 /// </summary>
 public static class CpuBackend
 {
-    /// <summary>The passes the CPU target runs before code generation (cleanup only for now).</summary>
-    public static IReadOnlyList<string> Pipeline => PassManager.InterpreterPipeline;
+    /// <summary>The passes the CPU target runs before code generation (cleanup, then concat-linears, fuse-norm-linear, fuse-linear-epilogue).</summary>
+    public static IReadOnlyList<string> Pipeline => PassManager.FusionPipeline;
+
+    /// <summary>The passes for the KV-cached graph that <see cref="CompiledCachedDecoder"/> drives.</summary>
+    public static IReadOnlyList<string> CachedPipeline { get; } = [.. PassManager.FusionPipeline, "kv-cache"];
 
     private static readonly ConcurrentDictionary<string, byte[]> Memory = new(StringComparer.Ordinal);
 

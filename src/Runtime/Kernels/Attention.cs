@@ -107,7 +107,7 @@ public static class Attention
         if ((long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, Row);
+            Parallel.For(0, rows, KernelThreading.Options, Row);
     }
 
     /// <summary>

@@ -65,8 +65,11 @@ public sealed class CpuCodegenTests
     public void ShapesEpsilonsAndAttributesAreLiterals()
     {
         var source = CSharpEmitter.Emit(LoadLlama()).Source;
-        Assert.Contains("Normalization.RmsNorm(t2, s0 * s1, 64, w3, offset: 0.0, null, eps: 1E-05, t4);", source);
-        Assert.Contains("LinearAlgebra.Linear(t4, s0 * s1, 64, w8, 32, null, t9);", source);
+        // q/k/v concatenated (p15, packed once at load) with the attention norm as the GEMM's prologue.
+        Assert.Contains("FusedLinearKernel.Forward(t2, s0 * s1, k15, LinearPrologue.RmsNorm, w3, null, offset: 0.0, eps: 1E-05, null, null, gate: false, null, t17);", source);
+        Assert.Contains("k15 = PackedWeight.Pack(p15, 128, 64);", source);
+        // SwiGLU: gate and up in one GEMM, silu-gated epilogue.
+        Assert.Contains("LinearPrologue.RmsNorm, w8, null, offset: 0.0, eps: 1E-05, null, UnaryOp.Silu, gate: true, null, t29);", source);
         Assert.Contains("theta: 10000.0, rotaryDim: 16", source);
         Assert.Contains("scale: 0.25, mask: AttentionMask.Causal", source);
         Assert.Contains("int s0 = bind.Symbol(\"batch\");", source);

@@ -1,4 +1,4 @@
-using ModelCompiler.Backends.Cpu.Kernels;
+using ModelCompiler.Runtime.Kernels;
 
 namespace ModelCompiler.Tests.CpuKernels;
 

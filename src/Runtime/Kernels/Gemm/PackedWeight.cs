@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace ModelCompiler.Backends.Cpu.Kernels;
+namespace ModelCompiler.Runtime.Kernels;
 
 /// <summary>How a packed weight stores its elements. The micro-kernels convert 16-bit ones to fp32 in registers.</summary>
 public enum WeightFormat

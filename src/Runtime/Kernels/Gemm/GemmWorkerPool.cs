@@ -1,4 +1,4 @@
-namespace ModelCompiler.Backends.Cpu.Kernels;
+namespace ModelCompiler.Runtime.Kernels;
 
 /// <summary>
 /// A small persistent pool for the GEMM kernels: <see cref="Workers"/> dedicated threads plus the

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace ModelCompiler.Backends.Cpu.Kernels;
+namespace ModelCompiler.Runtime.Kernels;
 
 /// <summary>
 /// The micro-kernels' shared constants, the in-register 16-bit → fp32 conversions, and the scalar

@@ -2,9 +2,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using static ModelCompiler.Backends.Cpu.Kernels.GemmMicroKernels;
+using static ModelCompiler.Runtime.Kernels.GemmMicroKernels;
 
-namespace ModelCompiler.Backends.Cpu.Kernels;
+namespace ModelCompiler.Runtime.Kernels;
 
 /// <summary>Which micro-kernel family runs. Auto picks the widest the machine accelerates, at run time.</summary>
 public enum GemmIsa { Auto, Scalar, Vector256, Vector512 }
@@ -23,7 +23,10 @@ public enum GemmThreading
 /// <summary>Knobs of <see cref="Gemm"/>; the defaults are what the code generator should use.</summary>
 public sealed record GemmOptions
 {
-    public static GemmOptions Default { get; } = new();
+    /// <summary>The options of calls that give none (compiled models); <see cref="KernelThreading.MaxThreads"/> sets its thread cap.</summary>
+    public static GemmOptions Default { get; private set; } = new();
+
+    internal static void SetDefault(GemmOptions options) => Default = options;
 
     public GemmIsa Isa { get; init; } = GemmIsa.Auto;
     public GemmThreading Threading { get; init; } = GemmThreading.Pool;

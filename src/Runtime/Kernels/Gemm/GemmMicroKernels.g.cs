@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace ModelCompiler.Backends.Cpu.Kernels;
+namespace ModelCompiler.Runtime.Kernels;
 
 internal static unsafe partial class GemmMicroKernels
 {

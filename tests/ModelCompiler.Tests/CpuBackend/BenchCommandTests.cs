@@ -1,0 +1,33 @@
+using System.Text.Json;
+using ModelCompiler.Tests.Cli;
+
+namespace ModelCompiler.Tests.CpuTarget;
+
+/// <summary><c>mc bench</c> at a tiny size: it runs and reports pp and tg (no timing assertions).</summary>
+public sealed class BenchCommandTests
+{
+    private static readonly string[] Tiny = ["--set", "dim=64", "n_layers=1", "n_heads=4", "n_kv_heads=2", "ffn_dim=160", "vocab=256"];
+
+    [Fact]
+    public void JsonReportsPromptAndGenerationRates()
+    {
+        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "8", "--gen", "4", "--reps", "2", "--threads", "1", "--json"]);
+        Assert.Equal(0, r.ExitCode);
+        using var json = JsonDocument.Parse(r.Out);
+        Assert.True(json.RootElement.GetProperty("pp_tokens_per_s").GetDouble() > 0);
+        Assert.True(json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
+        Assert.Equal(JsonValueKind.Array, json.RootElement.GetProperty("kernels").ValueKind);
+        Assert.Equal(8, json.RootElement.GetProperty("prompt").GetInt32());
+        Assert.Equal(1, json.RootElement.GetProperty("threads").GetInt32());
+        Assert.Equal(0, ModelCompiler.Runtime.Kernels.KernelThreading.MaxThreads);   // restored
+    }
+
+    [Fact]
+    public void TextIsALlamaBenchStyleTable()
+    {
+        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "4", "--gen", "2", "--reps", "1"]);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("| pp4 |", r.Out);
+        Assert.Contains("| tg2 |", r.Out);
+    }
+}
