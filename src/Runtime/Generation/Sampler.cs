@@ -139,6 +139,15 @@ public sealed class Xoshiro256StarStar
         _s0 = SplitMix64(ref x); _s1 = SplitMix64(ref x); _s2 = SplitMix64(ref x); _s3 = SplitMix64(ref x);
     }
 
+    /// <summary>A generator in a given state (not all zero), as the reference implementation's test vectors start.</summary>
+    public static Xoshiro256StarStar FromState(ulong s0, ulong s1, ulong s2, ulong s3)
+    {
+        if ((s0 | s1 | s2 | s3) == 0) throw new ArgumentException("xoshiro256** needs a state that is not all zero");
+        var g = new Xoshiro256StarStar(0);
+        (g._s0, g._s1, g._s2, g._s3) = (s0, s1, s2, s3);
+        return g;
+    }
+
     public ulong NextUInt64()
     {
         ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
@@ -152,7 +161,8 @@ public sealed class Xoshiro256StarStar
     /// <summary>A uniform double in [0, 1) from the top 53 bits.</summary>
     public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
 
-    private static ulong SplitMix64(ref ulong x)
+    /// <summary>One step of SplitMix64 (Steele, Lea and Flood, 2014): advances <paramref name="x"/> and returns the next output.</summary>
+    public static ulong SplitMix64(ref ulong x)
     {
         ulong z = x += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
