@@ -20,6 +20,7 @@ public sealed class PassManager
         new FuseNormLinear(),
         new FuseLinearEpilogue(),
         new KvCacheRewrite(),
+        new PagedKvCacheRewrite(),
     };
 
     /// <summary>The default pipeline for the reference interpreter: cleanup only, so it runs what the user wrote.</summary>
