@@ -46,6 +46,9 @@ public sealed class PagedEngine
 
     public int MaxTokensPerStep => _batch.MaxTokens;
 
+    /// <summary>During <see cref="Generate"/>: tokens cached by the requests in flight after the last step (for the pool's waste).</summary>
+    public long ActiveTokens { get; private set; }
+
     /// <summary>
     /// One forward: appends <paramref name="tokens"/>[i] to <paramref name="sequences"/>[i] for every i and writes the
     /// logits after each sequence's last new token to row i of <paramref name="lastLogits"/> ([sequences, vocab]).
@@ -85,10 +88,11 @@ public sealed class PagedEngine
     /// Continuous batching: every request is prefilled, then decodes one token per step alongside the others until it has
     /// <see cref="GenerationRequest.MaxNewTokens"/> tokens or <paramref name="stop"/> accepts its last token; then its
     /// blocks go back to the pool and the next waiting request joins. At most <paramref name="maxConcurrent"/> requests
-    /// are in flight. <paramref name="choose"/> picks a request's next token from its logits. Returns each request's new tokens.
+    /// are in flight. <paramref name="choose"/> picks a request's next token from its logits; <paramref name="afterStep"/> runs
+    /// after each forward, while every request of the step still holds its blocks. Returns each request's new tokens.
     /// </summary>
     public long[][] Generate(IReadOnlyList<GenerationRequest> requests, Func<int, ReadOnlySpan<float>, long> choose, int maxConcurrent = 8,
-        Func<long, bool>? stop = null, Action<int, long, ReadOnlySpan<float>>? onToken = null)
+        Func<long, bool>? stop = null, Action<int, long, ReadOnlySpan<float>>? onToken = null, Action? afterStep = null)
     {
         if (maxConcurrent < 1 || maxConcurrent > _batch.MaxSequences) throw new McException($"maxConcurrent {maxConcurrent}: expected 1..{_batch.MaxSequences}");
         var produced = requests.Select(_ => new List<long>()).ToArray();
@@ -117,6 +121,10 @@ public sealed class PagedEngine
                 feeds.Clear();
                 for (int i = 0; i < active.Count; i++) { sequences[i] = active[i].Sequence; feeds.Add(active[i].Feed); }
                 Step(sequences.AsSpan(0, active.Count), feeds, logits);
+                long cached = 0;
+                foreach (var a in active) cached += a.Sequence.Length;
+                ActiveTokens = cached;
+                afterStep?.Invoke();
                 for (int i = active.Count - 1; i >= 0; i--)
                 {
                     var (request, sequence, _) = active[i];
@@ -128,7 +136,6 @@ public sealed class PagedEngine
                     if (done) { sequence.Dispose(); active.RemoveAt(i); }
                     else active[i] = (request, sequence, [token]);
                 }
-                // Keep the survivors in arrival order (removal went backwards; order only matters for determinism of joins).
             }
         }
         finally
