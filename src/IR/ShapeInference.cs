@@ -258,6 +258,25 @@ public static class ShapeInference
                     throw new ShapeError($"attention: unknown mask '{mask}' (expected none, causal or prefix)");
                 return result;
             }
+            case OpKind.PagedAttention:
+            {
+                Arity(op, ins, 3);
+                var (q, k, v) = (ins[0], ins[1], ins[2]);
+                foreach (var t in new[] { q, k, v })
+                    if (t.Rank != 4) throw new ShapeError($"paged_attention expects [1, tokens, heads, head_dim] operands, got {t}");
+                SameDType(op, q, k);
+                SameDType(op, q, v);
+                if (!Same(q[0], k[0]) || !Same(q[1], k[1]) || !Same(k[0], v[0]) || !Same(k[1], v[1]) || !Same(k[2], v[2]))
+                    throw new ShapeError($"paged_attention: q {q}, k {k} and v {v} must cover the same tokens");
+                if (!Same(q[3], k[3])) throw new ShapeError($"paged_attention: query head_dim {q[3]} differs from key head_dim {k[3]}");
+                if (!q[2].IsKnown || !k[2].IsKnown || !k[3].IsKnown || !v[3].IsKnown || k[2].Size == 0 || q[2].Size % k[2].Size != 0)
+                    throw new ShapeError($"paged_attention: heads and head dims must be known, query heads a multiple of key/value heads ({q}, {k}, {v})");
+                if (attrs.Int("layer", -1) < 0) throw new ShapeError("paged_attention needs attr layer >= 0");
+                var mask = attrs.Str("mask", "none");
+                if (mask is not ("none" or "causal" or "prefix"))
+                    throw new ShapeError($"paged_attention: unknown mask '{mask}' (expected none, causal or prefix)");
+                return new TensorType(q.DType, q[0], q[1], q[2], v[3]);
+            }
             case OpKind.MoeCombine:
             {
                 if (ins.Count < 2) throw new ShapeError("moe_combine takes (router_logits, expert outputs...)");

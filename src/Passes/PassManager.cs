@@ -21,6 +21,7 @@ public sealed class PassManager
         new FuseLinearEpilogue(),
         new KvCacheRewrite(),
         new TensorParallelShard(),
+        new PagedKvCacheRewrite(),
     };
 
     /// <summary>The default pipeline for the reference interpreter: cleanup only, so it runs what the user wrote.</summary>
