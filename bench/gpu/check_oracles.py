@@ -5,12 +5,11 @@ import numpy as np
 from safetensors.numpy import load_file
 
 mc, root, out = sys.argv[1], sys.argv[2], sys.argv[3]
-results = []
-for family in sorted(os.listdir(root)):
+from concurrent.futures import ThreadPoolExecutor
+
+def check(family):
     folder = os.path.join(root, family)
     ref_path = os.path.join(folder, "reference.safetensors")
-    if not os.path.exists(ref_path):
-        continue
     ref = load_file(ref_path)
     args = [mc, "eval", folder, "--inputs", ref_path, "--out", f"/tmp/{family}.out.safetensors", "--target", "cuda", "--json"]
     if "greedy_ids" in ref:
@@ -31,7 +30,11 @@ for family in sorted(os.listdir(root)):
     else:
         row["stderr"] = p.stderr[-400:]
     print(json.dumps(row), flush=True)
-    results.append(row)
+    return row
+
+families = sorted(f for f in os.listdir(root) if os.path.exists(os.path.join(root, f, "reference.safetensors")))
+with ThreadPoolExecutor(6) as pool:  # separate processes sharing the GPU; each pays .NET start and kernel loads
+    results = list(pool.map(check, families))
 json.dump(results, open(out, "w"), indent=1)
 ok = sum(1 for r in results if r.get("logits_ok") and r.get("greedy_ok", True))
 print(f"{ok}/{len(results)} oracle families match on the GPU")

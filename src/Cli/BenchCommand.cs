@@ -26,12 +26,15 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps", "-r") { Description = "repetitions (medians are reported)", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads", "-t") { Description = "cap on the threads the kernels use (0: one per core)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and prompt", DefaultValueFactory = _ => 0 };
+        var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
+        target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
+        var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
-        var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
+        var command = new Command("bench", "Benchmark the compiled model (CPU, or GPU with --target cuda) with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, set, config, json,
+            model, prompt, gen, reps, threads, seed, target, kernels, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -48,9 +51,13 @@ internal static class BenchCommand
             try
             {
             var graph = loaded.Graph;
-            new PassManager(CpuBackend.CachedPipeline).Run(graph);
+            var targetName = parse.GetValue(target)!;
+            bool cuda = targetName != "cpu";
+            new PassManager(cuda ? Backends.Cuda.CudaBackend.CachedPipeline : CpuBackend.CachedPipeline).Run(graph);
             var compileClock = Stopwatch.StartNew();
-            var compiled = CpuBackend.Instantiate(CpuBackend.Compile(graph));
+            using var device = cuda ? Backends.Cuda.GpuDevice.Open(simulate: targetName == "cuda-sim") : null;
+            using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device);
+            ICompiledModel compiled = cudaModel ?? CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
 
             var random = new Random(parse.GetValue(seed));
@@ -77,7 +84,22 @@ internal static class BenchCommand
 
             var ppRates = new List<double>();
             var tgRates = new List<double>();
-            // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
+            int launchesPerToken = 0;
+            if (cudaModel is not null)
+            {
+                var decoder = new Backends.Cuda.CudaCachedDecoder(graph, cudaModel);
+                for (int rep = -1; rep < r; rep++)
+                {
+                    var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
+                    var steps = new List<TimeSpan>();
+                    decoder.Generate(ids, (rep < 0 ? Math.Min(g, 4) : g) + 1, [], stepTime: (_, t) => steps.Add(t));
+                    launchesPerToken = decoder.LastStepLaunches;
+                    if (rep < 0) continue;
+                    ppRates.Add(p / steps[0].TotalSeconds);
+                    if (g > 0) tgRates.Add(g / steps.Skip(1).Sum(t => t.TotalSeconds));
+                }
+            }
+            else // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
             for (int rep = -1; rep < r; rep++)
             {
                 bool warmUp = rep < 0;
@@ -122,7 +144,18 @@ internal static class BenchCommand
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
                     ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
                     ["compile_seconds"] = Math.Round(compileSeconds, 3),
-                    ["kernels"] = Array.Empty<object>(),   // per-kernel timing is not measured yet
+                    ["target"] = targetName,
+                    ["device"] = device?.Description,
+                    ["launches_per_token"] = cuda ? launchesPerToken : null,
+                    ["ms_per_token"] = g == 0 ? null : Math.Round(1000 / tg, 3),
+                    ["dynamic_shared_limit"] = device is not null && !device.IsSimulated && parse.GetValue(kernels) ? Backends.Cuda.KernelBench.SharedMemoryLimit(device) : null,
+                    ["kernels"] = device is not null && parse.GetValue(kernels) ? (object)Backends.Cuda.KernelBench.Run(device) : Array.Empty<object>(),
+                    // Per loaded kernel: what the PTX post-pass did, and whether local-memory traffic or mma.sync remain.
+                    ["ptx"] = device?.Ptx.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => new
+                    {
+                        slots_promoted = kv.Value.SlotsPromoted, slots_kept = kv.Value.SlotsKept,
+                        local_accesses = Backends.Cuda.PtxPostPass.LocalAccesses(kv.Value.Ptx), mma_sync = kv.Value.Ptx.Contains("mma.sync", StringComparison.Ordinal),
+                    }),
                 }));
             else
             {
