@@ -17,14 +17,64 @@ namespace ModelCompiler.Tests.Cuda;
 /// </summary>
 public sealed class CudaSimTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Families() => ImportHfTests.Families();
+    /// <summary>
+    /// Families that between them use every kernel: GQA/RoPE/SwiGLU (llama), ALiBi (bloom_alibi6), T5 relative bias and
+    /// an encoder-decoder (t5), MoE (mixtral_moe), sliding window (mistral_swa), LayerNorm/GELU (gpt2), a bidirectional
+    /// encoder (bert), MQA with parallel blocks (falcon_mqa). All 31 families ran on the H100 (bench/gpu/results); the
+    /// simulator runs one CPU thread per GPU thread, so CI takes this subset and no generation.
+    /// </summary>
+    public static TheoryData<string> Families() => new("llama", "bloom_alibi6", "t5", "mixtral_moe", "mistral_swa", "gpt2", "bert", "falcon_mqa");
 
     [Theory]
     [MemberData(nameof(Families))]
     public void SimulatedGpuMatchesHuggingFace(string family)
     {
-        double relative = OracleCheck.Run(family, OracleCheck.Folder(family), weights: null, "--target", "cuda-sim");
-        output.WriteLine($"{family}: relative logits error {relative:E3} (cuda-sim)");
+        var folder = OracleCheck.Folder(family);
+        var reference = Path.Combine(folder, "reference.safetensors");
+        var outPath = Path.Combine(Path.GetTempPath(), $"mc-cudasim-{family}-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var stderr = new StringWriter();
+            int code = McApp.Run(["eval", folder, "--inputs", reference, "--out", outPath, "--target", "cuda-sim"], new StringWriter(), stderr);
+            Assert.True(code == 0, $"mc eval --target cuda-sim exited with {code}: {stderr}");
+            using var expectedFile = SafetensorsFile.Open(reference);
+            using var actualFile = SafetensorsFile.Open(outPath);
+            var expected = expectedFile.ReadFloat32("logits");
+            var actual = actualFile.ReadFloat32("logits");
+            Assert.Equal(expected.Length, actual.Length);
+            double max = expected.Max(x => Math.Abs((double)x));
+            double relative = expected.Zip(actual, (e, a) => Math.Abs((double)e - a)).Max() / max;
+            output.WriteLine($"{family}: relative logits error {relative:E3} (cuda-sim)");
+            Assert.True(relative <= OracleCheck.Tolerance, $"{family}: max|logits - ref| / max|ref| = {relative:E3}");
+        }
+        finally
+        {
+            File.Delete(outPath);
+        }
+    }
+
+    /// <summary>Greedy decoding through the device-resident KV cache and the device argmax: the oracle's first tokens.</summary>
+    [Fact]
+    public void SimulatedGpuDecodesTheOraclesGreedyTokens()
+    {
+        var folder = OracleCheck.Folder("llama");
+        var reference = Path.Combine(folder, "reference.safetensors");
+        using var file = SafetensorsFile.Open(reference);
+        var expected = file.ReadInt64("greedy_ids");
+        long prompt = file.Get("input_ids").Shape[1];
+        var outPath = Path.Combine(Path.GetTempPath(), $"mc-cudasim-gen-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var stderr = new StringWriter();
+            int code = McApp.Run(["eval", folder, "--inputs", reference, "--out", outPath, "--target", "cuda-sim", "--generate", "2"], new StringWriter(), stderr);
+            Assert.True(code == 0, $"exit {code}: {stderr}");
+            using var result = SafetensorsFile.Open(outPath);
+            Assert.Equal(expected.Take((int)prompt + 2), result.ReadInt64("greedy_ids"));
+        }
+        finally
+        {
+            File.Delete(outPath);
+        }
     }
 
     public static TheoryData<string> Variants() => CpuVariantTests.Variants();
