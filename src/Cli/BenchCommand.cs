@@ -30,12 +30,15 @@ internal static class BenchCommand
         var cache = new Option<string>("--cache") { Description = "KV cache: paged (block pool, written in place) or contiguous (presents fed back as pasts)", DefaultValueFactory = _ => "paged" };
         cache.AcceptOnlyFromAmong("paged", "contiguous");
         var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them", DefaultValueFactory = _ => 1 };
+        var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
+        target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
+        var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, cache, batch, set, config, json,
+            model, prompt, gen, reps, threads, seed, cache, batch, target, kernels, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -48,7 +51,11 @@ internal static class BenchCommand
             int threadCount = t == 0 ? Environment.ProcessorCount : t;
             int b = parse.GetValue(batch);
             if (b < 1) throw new McException($"--batch {b}: expected at least 1 sequence");
-            bool paged = parse.GetValue(cache) == "paged";
+            var targetName = parse.GetValue(target)!;
+            bool cuda = targetName != "cpu";
+            // The cuda target keeps its own device-resident contiguous cache.
+            bool paged = parse.GetValue(cache) == "paged" && !cuda;
+            if (cuda && b > 1) throw new McException("--batch runs on the cpu target (its paged cache)");
             if (!paged && b > 1) throw new McException("--batch needs --cache paged");
             var loaded = CommonOptions.Load(parse.GetValue(model)!, parse.GetValue(config), parse.GetValue(set));
             int previousThreads = Runtime.Kernels.KernelThreading.MaxThreads;
@@ -56,12 +63,14 @@ internal static class BenchCommand
             try
             {
             var graph = loaded.Graph;
-            new PassManager(CpuBackend.CachedPipeline).Run(graph);
+            new PassManager(cuda ? Backends.Cuda.CudaBackend.CachedPipeline : CpuBackend.CachedPipeline).Run(graph);
             if (paged && PagedKvCacheRewrite.Unsupported(graph) is { } why)
                 throw new McException($"{graph.Name} cannot use a paged KV cache ({why}); use --cache contiguous");
             if (paged) new PassManager(["paged-kv-cache"]).Run(graph);
             var compileClock = Stopwatch.StartNew();
-            var compiled = CpuBackend.Instantiate(CpuBackend.Compile(graph));
+            using var device = cuda ? Backends.Cuda.GpuDevice.Open(simulate: targetName == "cuda-sim") : null;
+            using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device);
+            ICompiledModel compiled = cudaModel ?? CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
 
             var random = new Random(parse.GetValue(seed));
@@ -81,7 +90,10 @@ internal static class BenchCommand
             long vocab = graph.Outputs.First(o => o.Key == "logits").Value.Type[-1].Size;
             var ppRates = new List<double>();
             var tgRates = new List<double>();
-            if (paged)
+            int launchesPerToken = 0;
+            if (cudaModel is not null)
+                launchesPerToken = CudaRates(graph, cudaModel, p, g, r, vocab, random, ppRates, tgRates);
+            else if (paged)
                 PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates);
             else
                 ContiguousRates(graph, compiled, p, g, r, vocab, random, ppRates, tgRates);
@@ -98,14 +110,25 @@ internal static class BenchCommand
                     ["gen"] = g,
                     ["reps"] = r,
                     ["threads"] = threadCount,
-                    ["cache"] = paged ? "paged" : "contiguous",
+                    ["cache"] = cuda ? "device" : paged ? "paged" : "contiguous",
                     ["batch"] = b,
                     ["pp_tokens_per_s"] = Math.Round(pp, 3),
                     ["pp_spread"] = Math.Round(Spread(ppRates), 3),
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
                     ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
                     ["compile_seconds"] = Math.Round(compileSeconds, 3),
-                    ["kernels"] = Array.Empty<object>(),   // per-kernel timing is not measured yet
+                    ["target"] = targetName,
+                    ["device"] = device?.Description,
+                    ["launches_per_token"] = cuda ? launchesPerToken : null,
+                    ["ms_per_token"] = g == 0 ? null : Math.Round(1000 / tg, 3),
+                    ["dynamic_shared_limit"] = device is not null && !device.IsSimulated && parse.GetValue(kernels) ? Backends.Cuda.KernelBench.SharedMemoryLimit(device) : null,
+                    ["kernels"] = device is not null && parse.GetValue(kernels) ? (object)Backends.Cuda.KernelBench.Run(device) : Array.Empty<object>(),
+                    // Per loaded kernel: what the PTX post-pass did, and whether local-memory traffic or mma.sync remain.
+                    ["ptx"] = device?.Ptx.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => new
+                    {
+                        slots_promoted = kv.Value.SlotsPromoted, slots_kept = kv.Value.SlotsKept,
+                        local_accesses = Backends.Cuda.PtxPostPass.LocalAccesses(kv.Value.Ptx), mma_sync = kv.Value.Ptx.Contains("mma.sync", StringComparison.Ordinal),
+                    }),
                 }));
             else
             {
@@ -161,6 +184,25 @@ internal static class BenchCommand
             }
             finally { foreach (var s in sequences) s.Dispose(); }
         }
+    }
+
+    /// <summary>Per rep on the GPU: one prefill, then <paramref name="g"/> device-side greedy steps; returns the launches of the last step.</summary>
+    private static int CudaRates(Graph graph, Backends.Cuda.CudaModel model, int p, int g, int r, long vocab, Random random,
+        List<double> ppRates, List<double> tgRates)
+    {
+        var decoder = new Backends.Cuda.CudaCachedDecoder(graph, model);
+        int launches = 0;
+        for (int rep = -1; rep < r; rep++)
+        {
+            var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
+            var steps = new List<TimeSpan>();
+            decoder.Generate(ids, (rep < 0 ? Math.Min(g, 4) : g) + 1, [], stepTime: (_, t) => steps.Add(t));
+            launches = decoder.LastStepLaunches;
+            if (rep < 0) continue;
+            ppRates.Add(p / steps[0].TotalSeconds);
+            if (g > 0) tgRates.Add(g / steps.Skip(1).Sum(t => t.TotalSeconds));
+        }
+        return launches;
     }
 
     /// <summary>Per rep: one prefill of <paramref name="p"/> tokens, then <paramref name="g"/> steps feeding the presents back as pasts.</summary>

@@ -25,7 +25,7 @@ internal static class EvalCommand
         var inputs = new Option<string>("--inputs") { Description = "a .safetensors file holding input_ids (int64 [batch, seq]) and any other inputs the model declares", Required = true };
         var output = new Option<string>("--out") { Description = "the .safetensors file to write (logits, and greedy_ids with --generate)", Required = true };
         var generate = new Option<int>("--generate") { Description = "also write greedy_ids: batch row 0 extended by exactly N argmax tokens (EOS masked)" };
-        var target = new Option<string>("--target") { Description = "where to run: interpreter (the reference; default) or cpu (compiled to C# and run in-process)", DefaultValueFactory = _ => EvalTargets.Interpreter };
+        var target = new Option<string>("--target") { Description = "where to run: interpreter (the reference; default), cpu (compiled to C# and run in-process), cuda (an NVIDIA GPU through ILGPU) or cuda-sim (the cuda kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => EvalTargets.Interpreter };
         var precision = new Option<string>("--precision") { Description = "interpreter arithmetic: f32 (default) or f64 (the cpu target is f32)", DefaultValueFactory = _ => "f32" };
         precision.AcceptOnlyFromAmong("f32", "f64");
         var set = CommonOptions.Set();
@@ -59,11 +59,14 @@ internal static class EvalCommand
             var inputPath = parse.GetValue(inputs)!;
             var feeds = ReadInputs(graph, inputPath);
             int ranks = parse.GetValue(tp);
+            if (ranks > 1 && targetName != EvalTargets.Interpreter && targetName != EvalTargets.Cpu)
+                throw new McException($"--tp {ranks} runs on --target interpreter or cpu in this build (the NCCL communicator for cuda is not written yet)");
             var runner = ranks == 1
                 ? EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32)
                 : new TensorParallelEvalTarget(targetName, TensorParallel.ShardGraphs(
                     () => CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph, ranks),
                     store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
+            using var disposable = runner as IDisposable;
             var results = runner.Run(feeds);
 
             var written = new List<TensorData>();
@@ -75,7 +78,12 @@ internal static class EvalCommand
             {
                 // The cpu target decodes decoder-only models through the KV cache: the graph again, rewritten by kv-cache, compiled.
                 bool cached = targetName == EvalTargets.Cpu && !feeds.ContainsKey("decoder_input_ids") && ranks == 1;
-                greedy = WithProgress(cli, steps, runner.Name, progress => cached
+                bool cudaCached = runner is CudaEvalTarget && !feeds.ContainsKey("decoder_input_ids");
+                greedy = WithProgress(cli, steps, runner.Name, progress => cudaCached
+                    ? ((CudaEvalTarget)runner).GenerateCached(
+                        CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph,
+                        store, feeds, steps, progress)
+                    : cached
                     ? CpuEvalTarget.GenerateCached(
                         CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph,
                         store, feeds, steps, progress)

@@ -17,18 +17,19 @@ internal interface IEvalTarget
 
 internal static class EvalTargets
 {
-    public const string Interpreter = "interpreter", Cpu = "cpu";
+    public const string Interpreter = "interpreter", Cpu = "cpu", Cuda = "cuda", CudaSim = "cuda-sim";
 
-    public static readonly string[] Names = [Interpreter, Cpu];
+    public static readonly string[] Names = [Interpreter, Cpu, Cuda, CudaSim];
 
     /// <summary>The passes a target runs before it sees the graph.</summary>
     public static IReadOnlyList<string> Pipeline(string target) =>
-        target == Cpu ? CpuBackend.Pipeline : Passes.PassManager.InterpreterPipeline;
+        target == Cpu ? CpuBackend.Pipeline : target is Cuda or CudaSim ? Backends.Cuda.CudaBackend.Pipeline : Passes.PassManager.InterpreterPipeline;
 
     /// <summary>A target for a graph whose weights <see cref="WeightBinding.Validate"/> has already checked against <paramref name="store"/>.</summary>
     public static IEvalTarget Create(string target, Graph graph, WeightStore store, Precision precision) => target switch
     {
         Cpu => CpuEvalTarget.Create(graph, store),
+        Cuda or CudaSim => CudaEvalTarget.Create(target, graph, store),
         _ => new InterpreterEvalTarget(graph, precision, store),
     };
 }

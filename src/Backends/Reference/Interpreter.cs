@@ -79,6 +79,13 @@ public sealed class Interpreter
         return results;
     }
 
+    /// <summary>
+    /// One node on given operands, rounded as <see cref="Run"/> rounds it: how another backend computes the few ops it
+    /// has no kernel for. <paramref name="bindings"/> holds the symbols bound so far (a reshape's target needs them).
+    /// </summary>
+    public RefTensor Evaluate(Node node, RefTensor[] operands, Dictionary<string, long> bindings, long? cachedPrefixLength = null) =>
+        Finish(node, Compute(node, operands, bindings, cachedPrefixLength));
+
     /// <summary>How errors name a node: <c>embedding 'embed' (llama.arch:3:5)</c>, or <c>embedding %7</c> when it has neither name nor span.</summary>
     public static string Describe(Node node)
     {
