@@ -29,6 +29,7 @@ internal static class BenchCommand
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and prompt", DefaultValueFactory = _ => 0 };
         var cache = new Option<string>("--cache") { Description = "KV cache: paged (block pool, written in place) or contiguous (presents fed back as pasts)", DefaultValueFactory = _ => "paged" };
         cache.AcceptOnlyFromAmong("paged", "contiguous");
+        var workload = new Option<int>("--workload") { Description = "instead of pp/tg: serve N requests (prompt and output lengths drawn from 16..512, seeded) with continuous batching over the paged cache; prints tokens/s and the pool's wasted slots", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them", DefaultValueFactory = _ => 1 };
         var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
         target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
@@ -38,7 +39,7 @@ internal static class BenchCommand
         var json = CommonOptions.Json();
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, cache, batch, target, kernels, set, config, json,
+            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, kernels, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -88,6 +89,14 @@ internal static class BenchCommand
             });
 
             long vocab = graph.Outputs.First(o => o.Key == "logits").Value.Type[-1].Size;
+            int requests = parse.GetValue(workload);
+            if (requests < 0) throw new McException($"--workload {requests}: expected a number of requests >= 0");
+            if (requests > 0)
+            {
+                if (!paged) throw new McException("--workload needs --cache paged");
+                Workload(cli, (Runtime.Paged.IPagedCompiledModel)compiled, requests, Math.Max(b, 16), vocab, random, parse.GetValue(json));
+                return McApp.Ok;
+            }
             var ppRates = new List<double>();
             var tgRates = new List<double>();
             int launchesPerToken = 0;
@@ -203,6 +212,46 @@ internal static class BenchCommand
             if (g > 0) tgRates.Add(g / steps.Skip(1).Sum(t => t.TotalSeconds));
         }
         return launches;
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> requests, prompt and output lengths uniform in 16..512, served <paramref name="concurrent"/>
+    /// at a time (continuous batching, greedy). Waste: over every step, pool slots allocated but holding no token, as a
+    /// fraction of the slots allocated.
+    /// </summary>
+    private static void Workload(CliContext cli, Runtime.Paged.IPagedCompiledModel model, int count, int concurrent, long vocab, Random random, bool json)
+    {
+        var requests = Enumerable.Range(0, count).Select(_ => new Runtime.Paged.GenerationRequest(
+            Enumerable.Range(0, random.Next(16, 513)).Select(_ => random.NextInt64(vocab)).ToArray(), random.Next(16, 513))).ToList();
+        var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, concurrent * 1040),
+            maxTokensPerStep: concurrent * 512, maxSequencesPerStep: concurrent);
+        long held = 0, used = 0;
+        var clock = Stopwatch.StartNew();
+        var produced = engine.Generate(requests, (_, logits) => GreedyDecoder.ArgMax(logits, []), concurrent, afterStep: () =>
+        {
+            held += (long)engine.Pool.BlocksInUse * engine.Pool.BlockSize;
+            used += engine.ActiveTokens;
+        });
+        double seconds = clock.Elapsed.TotalSeconds;
+        long generated = produced.Sum(p => (long)p.Length), prompted = requests.Sum(r => (long)r.Prompt.Length);
+        double wasted = held == 0 ? 0 : (double)(held - used) / held;
+        if (json)
+            cli.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["model"] = model.Name,
+                ["workload_requests"] = count,
+                ["concurrent"] = concurrent,
+                ["prompt_tokens"] = prompted,
+                ["generated_tokens"] = generated,
+                ["seconds"] = Math.Round(seconds, 3),
+                ["tokens_per_s"] = Math.Round((prompted + generated) / seconds, 3),
+                ["block_size"] = engine.Pool.BlockSize,
+                ["wasted_fraction"] = Math.Round(wasted, 5),
+            }));
+        else
+            cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"workload: {count} requests (lengths 16..512), {concurrent} at a time: {prompted} prompt + {generated} generated tokens in {seconds:F1} s " +
+                $"({(prompted + generated) / seconds:F1} tokens/s); KV pool waste {wasted:P2} of allocated slots (blocks of {engine.Pool.BlockSize})"));
     }
 
     /// <summary>Per rep: one prefill of <paramref name="p"/> tokens, then <paramref name="g"/> steps feeding the presents back as pasts.</summary>

@@ -122,6 +122,15 @@ public sealed partial class CSharpEmitter
             // The paged graph runs only with a paged batch (its attentions read the block pool).
             Line($"    public IReadOnlyList<ModelCompiler.Runtime.Paged.PagedLayer> CacheLayers {{ get; }} = [{string.Join(", ", pagedLayers.Select(l => $"new({Int(l.KvHeads)}, {Int(l.HeadDim)}, {Int(l.ValueDim)})"))}];");
             Line();
+            var paged = _graph.Nodes.Where(n => n.Op == OpKind.PagedAttention).ToList();
+            long window = paged[0].Attrs.Int("window", 0), sinks = paged[0].Attrs.Int("sinks", 0);
+            if (window > 0 && paged.All(n => n.Attrs.Str("mask", "none") == "causal" && n.Attrs.Int("window", 0) == window && n.Attrs.Int("sinks", 0) == sinks))
+            {
+                // Every attention forgets the same keys: the runtime may free their blocks.
+                Line($"    public int SlidingWindow => {SmallInt(paged[0], window)};");
+                Line($"    public int AttentionSinks => {SmallInt(paged[0], sinks)};");
+                Line();
+            }
             Line("    public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, long? cachedPrefixLength = null) =>");
             Line("        throw new McException($\"{Name} reads a paged KV cache: run it with a PagedBatch\");");
             Line();

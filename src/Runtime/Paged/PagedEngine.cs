@@ -9,6 +9,7 @@ public sealed record GenerationRequest(long[] Prompt, int MaxNewTokens);
 /// sequence's one), flattened into input_ids [1, T] so every linear is one GEMM over the batch's rows;
 /// <see cref="Generate"/> is continuous batching on top: up to <c>maxConcurrent</c> requests decode together,
 /// finished ones leave and waiting ones join (their prompt processed in the same step) between steps.
+/// A sliding-window model's sequences free the blocks that left the window after every step.
 /// Not thread-safe: one caller (or one scheduler thread) drives an engine.
 /// </summary>
 public sealed class PagedEngine
@@ -78,6 +79,10 @@ public sealed class PagedEngine
             };
             var logits = Model.Run(inputs, _batch)["logits"].Floats!;
             _batch.Commit();
+            if (Model.SlidingWindow > 0)
+                // The next query of a sequence of length L sits at position L and sees keys from L − window + 1 on (and the sinks).
+                for (int s = 0; s < sequences.Length; s++)
+                    sequences[s].EvictBefore(sequences[s].Length - Model.SlidingWindow + 1, Model.AttentionSinks);
             for (int s = 0; s < sequences.Length; s++)
                 logits.AsSpan(_lastToken[s] * Vocab, Vocab).CopyTo(lastLogits.Slice(s * Vocab, Vocab));
         }

@@ -30,4 +30,31 @@ public sealed class BenchCommandTests
         Assert.Contains("| pp4 |", r.Out);
         Assert.Contains("| tg2 |", r.Out);
     }
+
+    [Fact]
+    public void BatchedPagedDecodeCountsEverySequencesTokens()
+    {
+        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "6", "--gen", "3", "--reps", "1", "--batch", "3", "--json"]);
+        Assert.Equal(0, r.ExitCode);
+        using var json = JsonDocument.Parse(r.Out);
+        Assert.Equal("paged", json.RootElement.GetProperty("cache").GetString());
+        Assert.Equal(3, json.RootElement.GetProperty("batch").GetInt32());
+        Assert.True(json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
+        var contiguous = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "4", "--gen", "2", "--reps", "1", "--cache", "contiguous"]);
+        Assert.Equal(0, contiguous.ExitCode);
+        Assert.Contains("contiguous KV cache", contiguous.Out);
+        Assert.Equal(1, CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--batch", "2", "--cache", "contiguous"]).ExitCode);
+    }
+
+    [Fact]
+    public void WorkloadPrintsThePoolsWaste()
+    {
+        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--workload", "3", "--json"]);
+        Assert.Equal(0, r.ExitCode);
+        using var json = JsonDocument.Parse(r.Out);
+        Assert.Equal(3, json.RootElement.GetProperty("workload_requests").GetInt32());
+        double wasted = json.RootElement.GetProperty("wasted_fraction").GetDouble();
+        Assert.InRange(wasted, 0.0, 0.04);
+        Assert.True(json.RootElement.GetProperty("generated_tokens").GetInt64() >= 3 * 16);
+    }
 }

@@ -204,4 +204,33 @@ public sealed class PagedKvCacheTests
         Assert.True(at1000 <= at300 + 256, $"a decode step allocated {at300} bytes at 300 tokens and {at1000} at 1000");
         Assert.Equal((sequence.Length + 15) / 16, engine.Pool.BlocksInUse);
     }
+
+    /// <summary>
+    /// Mistral's sliding window (4 tokens in the oracle): after every step the blocks that left the window are back in the
+    /// pool, so the sequence never holds more than the window's blocks plus the one being filled; the tokens stay Hugging Face's
+    /// (the logits of every step are checked in <see cref="PagedDecodeMatchesContiguousCacheFullForwardAndHuggingFace"/>).
+    /// </summary>
+    [Fact]
+    public void SlidingWindowFreesBlocksThatLeftTheWindow()
+    {
+        var folder = OracleCheck.Folder("mistral_swa");
+        var graph = HuggingFaceImport.Load(folder, new Dictionary<string, string>()).Graph;
+        new PassManager(CpuBackend.PagedPipeline).Run(graph);
+        using var store = WeightStore.Open(folder);
+        var model = (IPagedCompiledModel)CpuBackend.Instantiate(CpuBackend.Compile(graph));
+        model.LoadWeights(store);
+        Assert.Equal(4, model.SlidingWindow);
+
+        using var reference = SafetensorsFile.Open(Path.Combine(folder, "reference.safetensors"));
+        var expected = reference.ReadInt64("greedy_ids");
+        var row0 = reference.ReadInt64("input_ids").Take((int)reference.Get("input_ids").Shape[1]).ToArray();
+        var engine = new PagedEngine(model, PagedEngine.PoolFor(model, 64, blockSize: 2));
+        int mostHeld = 0;
+        var eos = GreedyDecoder.EosIds(graph);
+        var generated = engine.Generate([new GenerationRequest(row0, expected.Length - row0.Length)], (_, l) => GreedyDecoder.ArgMax(l, eos), maxConcurrent: 1,
+            afterStep: () => mostHeld = Math.Max(mostHeld, engine.Pool.BlocksInUse))[0];
+        Assert.Equal(expected, row0.Concat(generated).ToArray());
+        // Window 4 = 2 blocks of 2, plus the block the next token goes to.
+        Assert.InRange(mostHeld, 1, 3);
+    }
 }
