@@ -98,7 +98,7 @@ public sealed class BpeModel : ITokenModel
                 }
                 if (!done && _unk is not null)
                 {
-                    if (unkId is null) throw new McException($"BPE: the unknown token '{_unk}' is not in the vocabulary");
+                    if (unkId is null) throw new McException($"BPE: the unknown token {UserText.Quote(_unk)} is not in the vocabulary");
                     if (pendingUnk && !_fuseUnk) ids.Add(unkId.Value);
                     pendingUnk = true;
                 }
@@ -194,7 +194,7 @@ public sealed class WordPieceModel : ITokenModel
     }
 
     private Token Unk() => _vocab.ToId.TryGetValue(_unk, out var id) ? new Token(id, _unk)
-        : throw new McException($"WordPiece: the unknown token '{_unk}' is not in the vocabulary");
+        : throw new McException($"WordPiece: the unknown token {UserText.Quote(_unk)} is not in the vocabulary");
 }
 
 /// <summary>A plain word → id lookup.</summary>
@@ -213,6 +213,6 @@ public sealed class WordLevelModel : ITokenModel
     {
         if (_vocab.ToId.TryGetValue(word, out var id)) into.Add(new Token(id, word));
         else if (_unk is not null && _vocab.ToId.TryGetValue(_unk, out var unk)) into.Add(new Token(unk, _unk));
-        else throw new McException($"WordLevel: '{word}' is not in the vocabulary and there is no unknown token");
+        else throw new McException($"WordLevel: {UserText.Quote(word)} is not in the vocabulary and there is no unknown token");
     }
 }
