@@ -14,7 +14,8 @@ namespace ModelCompiler.Cli;
 /// <c>mc bench model [--set ...] --prompt P --gen G [--reps R] [--json]</c>: the model compiled for the CPU with the fusion
 /// and kv-cache pipelines and seeded random weights (no checkpoint), then per rep one prefill of P tokens and G cached
 /// decode steps; prints prompt tokens/s (pp) and generated tokens/s (tg) as medians over the reps with their spread,
-/// like llama.cpp's llama-bench.
+/// like llama.cpp's llama-bench. The KV cache is paged by default (<c>--cache contiguous</c>: the older presents-as-pasts
+/// graph); <c>--batch N</c> decodes N sequences in one forward per step and counts all their tokens.
 /// </summary>
 internal static class BenchCommand
 {
@@ -26,12 +27,15 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps", "-r") { Description = "repetitions (medians are reported)", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads", "-t") { Description = "cap on the threads the kernels use (0: one per core)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and prompt", DefaultValueFactory = _ => 0 };
+        var cache = new Option<string>("--cache") { Description = "KV cache: paged (block pool, written in place) or contiguous (presents fed back as pasts)", DefaultValueFactory = _ => "paged" };
+        cache.AcceptOnlyFromAmong("paged", "contiguous");
+        var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them", DefaultValueFactory = _ => 1 };
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, set, config, json,
+            model, prompt, gen, reps, threads, seed, cache, batch, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -42,6 +46,10 @@ internal static class BenchCommand
             int t = parse.GetValue(threads);
             if (t < 0) throw new McException($"--threads {t}: expected a number >= 0");
             int threadCount = t == 0 ? Environment.ProcessorCount : t;
+            int b = parse.GetValue(batch);
+            if (b < 1) throw new McException($"--batch {b}: expected at least 1 sequence");
+            bool paged = parse.GetValue(cache) == "paged";
+            if (!paged && b > 1) throw new McException("--batch needs --cache paged");
             var loaded = CommonOptions.Load(parse.GetValue(model)!, parse.GetValue(config), parse.GetValue(set));
             int previousThreads = Runtime.Kernels.KernelThreading.MaxThreads;
             Runtime.Kernels.KernelThreading.MaxThreads = t;
@@ -49,6 +57,9 @@ internal static class BenchCommand
             {
             var graph = loaded.Graph;
             new PassManager(CpuBackend.CachedPipeline).Run(graph);
+            if (paged && PagedKvCacheRewrite.Unsupported(graph) is { } why)
+                throw new McException($"{graph.Name} cannot use a paged KV cache ({why}); use --cache contiguous");
+            if (paged) new PassManager(["paged-kv-cache"]).Run(graph);
             var compileClock = Stopwatch.StartNew();
             var compiled = CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
@@ -67,16 +78,102 @@ internal static class BenchCommand
                 return data;
             });
 
+            long vocab = graph.Outputs.First(o => o.Key == "logits").Value.Type[-1].Size;
+            var ppRates = new List<double>();
+            var tgRates = new List<double>();
+            if (paged)
+                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates);
+            else
+                ContiguousRates(graph, compiled, p, g, r, vocab, random, ppRates, tgRates);
+
+            static double Median(List<double> v) { var s = v.Order().ToList(); return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
+            static double Spread(List<double> v) => v.Count == 0 ? double.NaN : (v.Max() - v.Min()) / 2;
+            double pp = Median(ppRates), tg = Median(tgRates);
+            if (parse.GetValue(json))
+                cli.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                {
+                    ["model"] = graph.Name,
+                    ["parameters"] = parameters,
+                    ["prompt"] = p,
+                    ["gen"] = g,
+                    ["reps"] = r,
+                    ["threads"] = threadCount,
+                    ["cache"] = paged ? "paged" : "contiguous",
+                    ["batch"] = b,
+                    ["pp_tokens_per_s"] = Math.Round(pp, 3),
+                    ["pp_spread"] = Math.Round(Spread(ppRates), 3),
+                    ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
+                    ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
+                    ["compile_seconds"] = Math.Round(compileSeconds, 3),
+                    ["kernels"] = Array.Empty<object>(),   // per-kernel timing is not measured yet
+                }));
+            else
+            {
+                string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
+                string tgName = b > 1 ? $"tg{g} x{b}" : $"tg{g}";
+                cli.Out.WriteLine($"| model | params | threads | test | t/s |");
+                cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
+                cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
+                if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | {tgName} | {F(tg)} ± {F(Spread(tgRates))} |");
+                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; {(paged ? "paged" : "contiguous")} KV cache{(b > 1 ? $", {b} sequences per decode step" : "")}; compiled in {compileSeconds:F1} s)");
+            }
+            return McApp.Ok;
+            }
+            finally { Runtime.Kernels.KernelThreading.MaxThreads = previousThreads; }
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Per rep: <paramref name="batch"/> prompts of <paramref name="p"/> tokens prefilled one by one (pp: the first one's rate),
+    /// then <paramref name="g"/> steps that each decode one token of every sequence in one forward (tg: all their tokens).
+    /// </summary>
+    private static void PagedRates(Runtime.Paged.IPagedCompiledModel model, int p, int g, int reps, int batch, long vocab, Random random,
+        List<double> ppRates, List<double> tgRates)
+    {
+        var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, batch * (p + g + 16)),
+            maxTokensPerStep: Math.Max(p, batch), maxSequencesPerStep: batch);
+        var logits = new float[batch * vocab];
+        for (int rep = -1; rep < reps; rep++)
+        {
+            bool warmUp = rep < 0;
+            var sequences = Enumerable.Range(0, batch).Select(_ => engine.Pool.CreateSequence(p + g + 1)).ToArray();
+            try
+            {
+                for (int s = 0; s < batch; s++)
+                {
+                    var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
+                    var clock = Stopwatch.StartNew();
+                    engine.Step(sequences.AsSpan(s, 1), [ids], logits.AsSpan(s * (int)vocab));
+                    if (!warmUp && s == 0) ppRates.Add(p / clock.Elapsed.TotalSeconds);
+                }
+                if (g == 0) continue;
+                var feeds = Enumerable.Range(0, batch).Select(_ => (ReadOnlyMemory<long>)new long[1]).ToList();
+                var tgClock = Stopwatch.StartNew();
+                int steps = warmUp ? Math.Min(g, 4) : g;
+                for (int step = 0; step < steps; step++)
+                {
+                    for (int s = 0; s < batch; s++)
+                        feeds[s] = new[] { GreedyDecoder.ArgMax(logits.AsSpan(s * (int)vocab, (int)vocab), []) };
+                    engine.Step(sequences, feeds, logits);
+                }
+                if (!warmUp) tgRates.Add((double)batch * g / tgClock.Elapsed.TotalSeconds);
+            }
+            finally { foreach (var s in sequences) s.Dispose(); }
+        }
+    }
+
+    /// <summary>Per rep: one prefill of <paramref name="p"/> tokens, then <paramref name="g"/> steps feeding the presents back as pasts.</summary>
+    private static void ContiguousRates(Graph graph, ICompiledModel compiled, int p, int g, int r, long vocab, Random random,
+        List<double> ppRates, List<double> tgRates)
+    {
+        {
             var input = KvCacheRewrite.GeneratedInput(graph) ?? throw new McException($"{graph.Name}: no input_ids to feed");
             var pasts = graph.Inputs.Where(i => i.Attrs.Str("name").StartsWith("past.", StringComparison.Ordinal)).ToList();
             if (pasts.Count == 0) throw new McException($"{graph.Name}: the kv-cache pass found nothing to cache");
             var others = graph.Inputs.Where(i => i != input && !pasts.Contains(i)).Select(i => i.Attrs.Str("name")).ToList();
             if (others.Count > 0) throw new McException($"mc bench feeds only input_ids and the KV cache; {graph.Name} also takes {string.Join(", ", others)}");
-            long vocab = graph.Outputs.First(o => o.Key == "logits").Value.Type[-1].Size;
             var inputName = input.Attrs.Str("name");
-
-            var ppRates = new List<double>();
-            var tgRates = new List<double>();
             // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
             for (int rep = -1; rep < r; rep++)
             {
@@ -104,39 +201,6 @@ internal static class BenchCommand
                 }
                 if (!warmUp) tgRates.Add(g / clock.Elapsed.TotalSeconds);
             }
-
-            static double Median(List<double> v) { var s = v.Order().ToList(); return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
-            static double Spread(List<double> v) => v.Count == 0 ? double.NaN : (v.Max() - v.Min()) / 2;
-            double pp = Median(ppRates), tg = Median(tgRates);
-            if (parse.GetValue(json))
-                cli.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
-                {
-                    ["model"] = graph.Name,
-                    ["parameters"] = parameters,
-                    ["prompt"] = p,
-                    ["gen"] = g,
-                    ["reps"] = r,
-                    ["threads"] = threadCount,
-                    ["pp_tokens_per_s"] = Math.Round(pp, 3),
-                    ["pp_spread"] = Math.Round(Spread(ppRates), 3),
-                    ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
-                    ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
-                    ["compile_seconds"] = Math.Round(compileSeconds, 3),
-                    ["kernels"] = Array.Empty<object>(),   // per-kernel timing is not measured yet
-                }));
-            else
-            {
-                string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
-                cli.Out.WriteLine($"| model | params | threads | test | t/s |");
-                cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
-                cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
-                if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} | {F(tg)} ± {F(Spread(tgRates))} |");
-                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s)");
-            }
-            return McApp.Ok;
-            }
-            finally { Runtime.Kernels.KernelThreading.MaxThreads = previousThreads; }
-        });
-        return command;
+        }
     }
 }

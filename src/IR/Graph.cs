@@ -57,6 +57,9 @@ public sealed class Graph
         else _outputs.Add(new(name, value));
     }
 
+    /// <summary>Drops an output (a pass that changes the calling contract, such as the paged KV cache's).</summary>
+    public void RemoveOutput(string name) => _outputs.RemoveAll(o => o.Key == name);
+
     /// <summary>Points every use of <paramref name="oldValue"/> (inputs and outputs) at <paramref name="newValue"/>.</summary>
     public void ReplaceAllUses(Node oldValue, Node newValue)
     {

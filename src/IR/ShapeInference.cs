@@ -161,10 +161,26 @@ public static class ShapeInference
                 return ins[0].WithShape(ins[0].Shape.SetItem(axis, total));
             }
 
+            case OpKind.AllReduce:
+                Arity(op, ins, 1);
+                if (attrs.Int("ranks") < 1) throw new ShapeError($"all_reduce needs ranks >= 1, got {attrs.Int("ranks")}");
+                return ins[0];
+            case OpKind.AllGather:
+            {
+                Arity(op, ins, 1);
+                long ranks = attrs.Int("ranks");
+                if (ranks < 1) throw new ShapeError($"all_gather needs ranks >= 1, got {ranks}");
+                int axis = Axis(op, ins[0], attrs.Int("axis"));
+                var d = ins[0].Shape[axis];
+                if (!d.IsKnown) throw new ShapeError($"all_gather along symbolic axis {axis} of {ins[0]}");
+                return ins[0].WithShape(ins[0].Shape.SetItem(axis, checked(d.Size * ranks)));
+            }
             case OpKind.Embedding:
                 Arity(op, ins, 2);
                 if (!ins[0].DType.IsInteger()) throw new ShapeError($"embedding ids must be integers, got {ins[0]}");
                 if (ins[1].Rank != 2) throw new ShapeError($"embedding table must be [vocab, dim], got {ins[1]}");
+                if (attrs.Has("offset") && (attrs.Int("offset") < 0 || !ins[1][0].IsKnown || attrs.Int("offset") + ins[1][0].Size > attrs.Int("vocab")))
+                    throw new ShapeError($"embedding shard: rows {attrs.Int("offset")}.. of {ins[1]} do not fit a vocabulary of {attrs.Int("vocab", -1)}");
                 return new TensorType(ins[1].DType, ins[0].Shape.Add(ins[1][1]));
             case OpKind.Positions:
             {
@@ -241,6 +257,25 @@ public static class ShapeInference
                 if (mask is not ("none" or "causal" or "prefix"))
                     throw new ShapeError($"attention: unknown mask '{mask}' (expected none, causal or prefix)");
                 return result;
+            }
+            case OpKind.PagedAttention:
+            {
+                Arity(op, ins, 3);
+                var (q, k, v) = (ins[0], ins[1], ins[2]);
+                foreach (var t in new[] { q, k, v })
+                    if (t.Rank != 4) throw new ShapeError($"paged_attention expects [1, tokens, heads, head_dim] operands, got {t}");
+                SameDType(op, q, k);
+                SameDType(op, q, v);
+                if (!Same(q[0], k[0]) || !Same(q[1], k[1]) || !Same(k[0], v[0]) || !Same(k[1], v[1]) || !Same(k[2], v[2]))
+                    throw new ShapeError($"paged_attention: q {q}, k {k} and v {v} must cover the same tokens");
+                if (!Same(q[3], k[3])) throw new ShapeError($"paged_attention: query head_dim {q[3]} differs from key head_dim {k[3]}");
+                if (!q[2].IsKnown || !k[2].IsKnown || !k[3].IsKnown || !v[3].IsKnown || k[2].Size == 0 || q[2].Size % k[2].Size != 0)
+                    throw new ShapeError($"paged_attention: heads and head dims must be known, query heads a multiple of key/value heads ({q}, {k}, {v})");
+                if (attrs.Int("layer", -1) < 0) throw new ShapeError("paged_attention needs attr layer >= 0");
+                var mask = attrs.Str("mask", "none");
+                if (mask is not ("none" or "causal" or "prefix"))
+                    throw new ShapeError($"paged_attention: unknown mask '{mask}' (expected none, causal or prefix)");
+                return new TensorType(q.DType, q[0], q[1], q[2], v[3]);
             }
             case OpKind.MoeCombine:
             {

@@ -90,6 +90,15 @@ public sealed partial class CSharpEmitter
                     : $"IntKernels.CastInt({x[0]}, {y}, DType.{n.Type.DType});"];
             }
 
+            case OpKind.Embedding when a.Has("offset"):
+                return [$"Positional.EmbeddingShard({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, offset: {Int(a.Int("offset"))}, vocab: {Int(a.Int("vocab"))}, {y}, {where});"];
+            case OpKind.AllReduce:
+                return [$"Collectives.AllReduce(Communicator, {x[0]}, {y}, {CountExpr(n.Type)}, ranks: {SmallInt(n, a.Int("ranks"))}, {where});"];
+            case OpKind.AllGather:
+            {
+                int axis = Axis(t[0], a.Int("axis"));
+                return [$"Collectives.AllGather(Communicator, {x[0]}, {Product(t[0].Shape.Take(axis))}, {Product(t[0].Shape.Skip(axis))}, {y}, ranks: {SmallInt(n, a.Int("ranks"))}, {where});"];
+            }
             case OpKind.Embedding:
                 return [$"Positional.Embedding({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, {y}, {where});"];
             case OpKind.Positions:
@@ -125,6 +134,8 @@ public sealed partial class CSharpEmitter
                         $"numBuckets: {Int(a.Int("num_buckets"))}, maxDistance: {Int(a.Int("max_distance"))}, {y});"];
             case OpKind.Attention:
                 return [Attention(n, x, t, y, where)];
+            case OpKind.PagedAttention:
+                return [PagedAttention(n, x, t, y, where)];
             case OpKind.MoeCombine:
                 return [$"Attention.MoeCombine({x[0]}, [{string.Join(", ", x.Skip(1))}], {Product(t[0].Shape.Take(t[0].Rank - 1))}, {DimExpr(t[1][-1])}, " +
                         $"topK: {SmallInt(n, a.Int("top_k"))}, normalize: {Bool(a.Bool("normalize", true))}, {y}, {where});"];
@@ -196,19 +207,37 @@ public sealed partial class CSharpEmitter
         return "[" + string.Join(", ", strides) + "]";
     }
 
+    private string AttentionScale(Node n)
+    {
+        var q = n.Inputs[0].Type;
+        return n.Attrs.Has("scale") ? Double(n.Attrs.Float("scale"))
+            : q[3].IsKnown ? Double(1.0 / Math.Sqrt(q[3].Size)) : $"1.0 / Math.Sqrt({DimExpr(q[3])})";
+    }
+
+    private string AttentionMaskName(Node n) => n.Attrs.Str("mask", "none") switch
+    {
+        "none" => "None",
+        "causal" => "Causal",
+        "prefix" => "Prefix",
+        var m => throw Unsupported(n, $"attention mask '{m}'"),
+    };
+
+    /// <summary>Attention over the paged KV cache of the <c>paged</c> batch Run was given (layer, masks and ALiBi as attributes).</summary>
+    private string PagedAttention(Node n, string[] x, TensorType[] t, string y, string where)
+    {
+        var a = n.Attrs;
+        var (q, k, v) = (t[0], t[1], t[2]);
+        return $"Attention.Paged({x[0]}, {x[1]}, {x[2]}, {y}, tokens: {Product([q[0], q[1]])}, {DimExpr(q[2])}, {DimExpr(k[2])}, {DimExpr(q[3])}, {DimExpr(v[3])}, " +
+               $"scale: {AttentionScale(n)}, mask: AttentionMask.{AttentionMaskName(n)}, window: {Int(a.Int("window", 0))}, sinks: {Int(a.Int("sinks", 0))}, " +
+               $"prefix: {Int(a.Int("prefix", 0))}, alibi: {Bool(a.Bool("alibi", false))}, paged, layer: {SmallInt(n, a.Int("layer"))}, {where});";
+    }
+
     private string Attention(Node n, string[] x, TensorType[] t, string y, string where)
     {
         var a = n.Attrs;
         var (q, k, v) = (t[0], t[1], t[2]);
-        string scale = a.Has("scale") ? Double(a.Float("scale"))
-            : q[3].IsKnown ? Double(1.0 / Math.Sqrt(q[3].Size)) : $"1.0 / Math.Sqrt({DimExpr(q[3])})";
-        string mask = a.Str("mask", "none") switch
-        {
-            "none" => "None",
-            "causal" => "Causal",
-            "prefix" => "Prefix",
-            var m => throw Unsupported(n, $"attention mask '{m}'"),
-        };
+        string scale = AttentionScale(n);
+        string mask = AttentionMaskName(n);
         string bias = "null", biasStrides = "[]";
         if (x.Length > 3)
         {

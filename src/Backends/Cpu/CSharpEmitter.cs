@@ -77,12 +77,21 @@ public sealed partial class CSharpEmitter
         Line("using System;");
         Line("using System.Collections.Generic;");
         Line("using ModelCompiler.Runtime;");
+        Line("using ModelCompiler.Runtime.Distributed;");
         Line("using ModelCompiler.Runtime.Kernels;");
         Line();
         Line($"namespace {Namespace};");
         Line();
-        Line($"public sealed class {className} : ICompiledModel");
+        bool sharded = _graph.Nodes.Any(n => n.Op is OpKind.AllReduce or OpKind.AllGather);
+        var pagedLayers = PagedLayers();
+        Line($"public sealed class {className} : {(pagedLayers.Count > 0 ? "ModelCompiler.Runtime.Paged.IPagedCompiledModel" : "ICompiledModel")}{(sharded ? ", IShardedModel" : "")}");
         Line("{");
+        if (sharded)
+        {
+            Line("    /// <summary>This rank's group: the graph was sharded by the tensor-parallel pass.</summary>");
+            Line("    public ICommunicator? Communicator { get; set; }");
+            Line();
+        }
         Line($"    public string Name => {Literal(_graph.Name)};");
         Line();
         Line($"    public IReadOnlyList<TensorSpec> Inputs {{ get; }} ={SpecList(inputs)};");
@@ -108,8 +117,24 @@ public sealed partial class CSharpEmitter
         Line("        WeightsLoaded = true;");
         Line("    }");
         Line();
-        Line("    public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, long? cachedPrefixLength = null)");
-        Line("    {");
+        if (pagedLayers.Count > 0)
+        {
+            // The paged graph runs only with a paged batch (its attentions read the block pool).
+            Line($"    public IReadOnlyList<ModelCompiler.Runtime.Paged.PagedLayer> CacheLayers {{ get; }} = [{string.Join(", ", pagedLayers.Select(l => $"new({Int(l.KvHeads)}, {Int(l.HeadDim)}, {Int(l.ValueDim)})"))}];");
+            Line();
+            Line("    public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, long? cachedPrefixLength = null) =>");
+            Line("        throw new McException($\"{Name} reads a paged KV cache: run it with a PagedBatch\");");
+            Line();
+            Line("    public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, ModelCompiler.Runtime.Paged.PagedBatch paged)");
+            Line("    {");
+            Line("        ArgumentNullException.ThrowIfNull(paged);");
+            Line("        long? cachedPrefixLength = null;");
+        }
+        else
+        {
+            Line("    public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, long? cachedPrefixLength = null)");
+            Line("    {");
+        }
         Line("        if (!WeightsLoaded) throw WeightLoading.NotLoaded(Name);");
         foreach (var l in run) Line(l.Length == 0 ? "" : "        " + l);
         Line("    }");
@@ -117,6 +142,23 @@ public sealed partial class CSharpEmitter
 
         return new GeneratedModel(_graph.Name, className, $"{Namespace}.{className}", safe, sb.ToString(),
             _kernelCalls, _prepared, inputs, outputs, weights);
+    }
+
+    /// <summary>The paged attentions' cache shapes by attr layer (empty when the graph has none).</summary>
+    private List<Runtime.Paged.PagedLayer> PagedLayers()
+    {
+        var byLayer = new SortedDictionary<long, Runtime.Paged.PagedLayer>();
+        foreach (var n in _graph.Nodes.Where(n => n.Op == OpKind.PagedAttention))
+        {
+            var (k, v) = (n.Inputs[1].Type, n.Inputs[2].Type);
+            var layer = new Runtime.Paged.PagedLayer(checked((int)k[2].Size), checked((int)k[3].Size), checked((int)v[3].Size));
+            long at = n.Attrs.Int("layer");
+            if (byLayer.TryGetValue(at, out var seen) && seen != layer) throw Unsupported(n, $"two paged attentions of layer {at} with different shapes");
+            byLayer[at] = layer;
+        }
+        if (byLayer.Count > 0 && (byLayer.Keys.First() != 0 || byLayer.Keys.Last() != byLayer.Count - 1))
+            throw new McException($"graph {_graph.Name}: paged attention layers must be numbered 0..{byLayer.Count - 1}");
+        return byLayer.Values.ToList();
     }
 
     // ---- analysis: symbols, static nodes, canonical weights ----
@@ -157,7 +199,7 @@ public sealed partial class CSharpEmitter
             CheckOperandKinds(n);
 
             bool isStatic = n.Op is OpKind.Weight or OpKind.Const
-                || (n.Op != OpKind.Input && n.Inputs.Length > 0 && n.Inputs.All(_static.Contains) && n.Type.IsFullyKnown
+                || (n.Op is not (OpKind.Input or OpKind.AllReduce or OpKind.AllGather) && n.Inputs.Length > 0 && n.Inputs.All(_static.Contains) && n.Type.IsFullyKnown
                     && !(n.Op == OpKind.Rope && n.Attrs.Str("scaling", "none") == "dynamic"));
             if (isStatic) _static.Add(n);
         }
@@ -428,8 +470,9 @@ public sealed partial class CSharpEmitter
         string? kinds = node.Op switch
         {
             var o when o.IsElementwiseUnary() => "f",
+            OpKind.AllReduce or OpKind.AllGather => "f",
             OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
-                or OpKind.Attention or OpKind.MoeCombine => "ffff",
+                or OpKind.Attention or OpKind.PagedAttention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
             OpKind.Rope or OpKind.Xpos => "fi",

@@ -27,6 +27,9 @@ public static class CpuBackend
     /// <summary>The passes for the KV-cached graph that <see cref="CompiledCachedDecoder"/> drives.</summary>
     public static IReadOnlyList<string> CachedPipeline { get; } = [.. PassManager.FusionPipeline, "kv-cache"];
 
+    /// <summary>The passes for the paged-KV-cache graph that <see cref="Runtime.Paged.PagedEngine"/> drives.</summary>
+    public static IReadOnlyList<string> PagedPipeline { get; } = [.. CachedPipeline, "paged-kv-cache"];
+
     private static readonly ConcurrentDictionary<string, byte[]> Memory = new(StringComparer.Ordinal);
 
     public static CpuArtifact Compile(Graph graph, string? cacheDirectory = null)

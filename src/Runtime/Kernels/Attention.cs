@@ -111,6 +111,120 @@ public static class Attention
     }
 
     /// <summary>
+    /// Attention over a paged KV cache. q[T,Hq,D], k[T,Hkv,D], v[T,Hkv,Dv] are the new tokens of <paramref name="batch"/>
+    /// (token t of sequence <c>TokenSequence[t]</c> at position <c>TokenPosition[t]</c>). First every token's key and value
+    /// are written in place into its sequence's blocks of layer <paramref name="layer"/>; then each query attends over its
+    /// sequence's cache read through the block table (never gathered into a contiguous copy), with the masks of
+    /// <see cref="Forward"/> (positions are the tokens' own) and, when <paramref name="alibi"/>, BLOOM's slopes × (j − p).
+    /// Online softmax, as in <see cref="Forward"/>; allocates nothing that grows with the context.
+    /// </summary>
+    public static void Paged(float[] q, float[] k, float[] v, float[] y, int tokens, int queryHeads, int kvHeads, int headDim, int valueDim,
+        double scale, AttentionMask mask, long window, long sinks, long prefix, bool alibi, Paged.PagedBatch batch, int layer, string where)
+    {
+        if (batch is null) throw new McException($"{where}: paged attention needs a paged batch (run the model through a paged cache)");
+        var pool = batch.Pool;
+        if (layer >= pool.Layers.Count || pool.Layers[layer] != new Paged.PagedLayer(kvHeads, headDim, valueDim))
+            throw new McException($"{where}: the KV block pool has no layer {layer} of {kvHeads} heads × {headDim}/{valueDim}");
+        if (tokens != batch.TokenCount) throw new McException($"{where}: {tokens} tokens but the paged batch holds {batch.TokenCount}");
+        if (kvHeads == 0 || queryHeads % kvHeads != 0)
+            throw new McException($"{where}: {queryHeads} query heads are not a multiple of {kvHeads} key/value heads");
+        int group = queryHeads / kvHeads;
+        float[] keys = pool.Keys(layer), values = pool.Values(layer);
+        int kRow = kvHeads * headDim, vRow = kvHeads * valueDim;
+        var tokenSequence = batch.TokenSequence;
+        var tokenPosition = batch.TokenPosition;
+        for (int t = 0; t < tokens; t++)
+        {
+            int slot = batch.Sequence(tokenSequence[t]).Slot((int)tokenPosition[t]);
+            Array.Copy(k, t * kRow, keys, (long)slot * kRow, kRow);
+            Array.Copy(v, t * vRow, values, (long)slot * vRow, vRow);
+        }
+
+        double[]? slopes = alibi ? Positional.AlibiSlopes(queryHeads) : null;
+        float fscale = (float)scale;
+        int bs = pool.BlockSize;
+        long work = 0;
+        for (int t = 0; t < tokens; t++) work += batch.KeyCount(tokenSequence[t]);
+
+        void Row(int row)
+        {
+            int t = row / queryHeads, h = row % queryHeads, kvh = h / group;
+            int seqIndex = batch.TokenSequence[t];
+            var sequence = batch.Sequence(seqIndex);
+            var table = sequence.Table;
+            long p = batch.TokenPosition[t];
+            long count = batch.KeyCount(seqIndex);
+            float slope = slopes is null ? 0f : (float)slopes[h];
+            var qr = new ReadOnlySpan<float>(q, (t * queryHeads + h) * headDim, headDim);
+            var yr = new Span<float>(y, (t * queryHeads + h) * valueDim, valueDim);
+
+            long hi = mask switch
+            {
+                AttentionMask.Causal => p,
+                AttentionMask.Prefix => Math.Max(p, prefix - 1),
+                _ => count - 1,
+            };
+            hi = Math.Min(hi, count - 1);
+            long lo1 = 0, hi1 = hi, lo2 = 0, hi2 = -1;
+            if (window > 0)
+            {
+                long windowStart = Math.Max(0, p - window + 1);
+                hi1 = Math.Min(hi, sinks - 1);
+                lo2 = Math.Max(windowStart, hi1 + 1);
+                hi2 = hi;
+            }
+
+            Span<float> scores = stackalloc float[KeyBlock];
+            Span<int> slots = stackalloc int[KeyBlock];
+            Span<float> acc = valueDim > 1024 ? new float[valueDim] : stackalloc float[valueDim];
+            acc.Clear();
+            float max = float.NegativeInfinity, sum = 0;
+            for (int range = 0; range < 2; range++)
+            {
+                long from = range == 0 ? lo1 : lo2, to = range == 0 ? hi1 : hi2;
+                for (long j0 = from; j0 <= to; j0 += KeyBlock)
+                {
+                    int n = (int)Math.Min(KeyBlock, to - j0 + 1);
+                    var s = scores[..n];
+                    float blockMax = float.NegativeInfinity;
+                    for (int jj = 0; jj < n; jj++)
+                    {
+                        int j = (int)j0 + jj;
+                        int block = table[j / bs];
+                        if (block < 0) throw new McException($"{where}: position {j} of a sequence was evicted but is still visible");
+                        int slot = slots[jj] = block * bs + j % bs;
+                        float score = fscale * TensorPrimitives.Dot(qr, new ReadOnlySpan<float>(keys, slot * kRow + kvh * headDim, headDim));
+                        if (slopes is not null) score += slope * (j - p);
+                        s[jj] = score;
+                        blockMax = MathF.Max(blockMax, score);
+                    }
+                    if (float.IsNegativeInfinity(blockMax)) continue;
+                    if (blockMax > max)
+                    {
+                        float correction = float.IsNegativeInfinity(max) ? 0f : MathF.Exp(max - blockMax);
+                        TensorPrimitives.Multiply(acc, correction, acc);
+                        sum *= correction;
+                        max = blockMax;
+                    }
+                    TensorPrimitives.Subtract(s, max, s);
+                    TensorPrimitives.Exp(s, s);
+                    sum += TensorPrimitives.Sum(s);
+                    for (int jj = 0; jj < n; jj++)
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(values, slots[jj] * vRow + kvh * valueDim, valueDim), s[jj], acc, acc);
+                }
+            }
+            if (float.IsNegativeInfinity(max)) yr.Clear();
+            else TensorPrimitives.Divide(acc, sum, yr);
+        }
+
+        int rows = tokens * queryHeads;
+        if (work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1)
+            for (int r = 0; r < rows; r++) Row(r);
+        else
+            Parallel.For(0, rows, KernelThreading.Options, Row);
+    }
+
+    /// <summary>
     /// Per row: prob = softmax(router_logits); the top_k experts by prob (ties to the lower index), weighted by their
     /// probs (renormalised to sum 1 when <paramref name="normalize"/>); y = Σ w_e·expert_e over the chosen e in increasing order.
     /// </summary>
