@@ -100,6 +100,20 @@ public sealed class BoundedMemoryTests : IDisposable
         Assert.True(allocated < AllocationBound, $"{what}: {allocated} bytes allocated");
     }
 
+    [Fact]
+    public void HugeTokenIdsDoNotSizeAllocations()
+    {
+        // A vocabulary of two tokens, one claiming id 2,000,000,000: an id-indexed array would be 16 GB.
+        var path = _dir.File("tokenizer.json");
+        File.WriteAllText(path, "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"a\": 2000000000}}}");
+        ITokenizer? tokenizer = null;
+        long allocated = AllocatedWhile(() => tokenizer = TokenizerLoader.Load(path));
+        Assert.True(allocated < AllocationBound, $"{allocated} bytes allocated");
+        Assert.Equal("a", tokenizer!.IdToToken(2_000_000_000));
+        Assert.Null(tokenizer.IdToToken(1_999_999_999));
+        Assert.Equal([2_000_000_000], tokenizer.Encode("a", addSpecialTokens: false));
+    }
+
     // ---- out of process: exit code, one line, peak RSS of `mc` ---------------------------------------
 
     /// <summary>The CLR, the JIT and mc's own startup; anything sized by a hostile claim would be gigabytes.</summary>

@@ -105,7 +105,7 @@ public sealed class ReaderPropertyTests : IDisposable
             File.WriteAllBytes(config, Apply(seeds[seed], edits));
             total++;
             if (AcceptedOrRejectedCleanly<McException>(() => HuggingFaceImport.Load(folder, new Dictionary<string, string>()), "config.json", diagnosticsMayFollow: true)) accepted++;
-        }, iter: 400, threads: Threads, print: p => $"{ConfigSeeds[p.Item1]}: {string.Join(", ", p.Item2)}");
+        }, iter: 250, threads: Threads, print: p => $"{ConfigSeeds[p.Item1]}: {string.Join(", ", p.Item2)}");
         Assert.InRange(accepted, 1, total - 1);
     }
 
@@ -188,7 +188,7 @@ public sealed class ReaderPropertyTests : IDisposable
     private const int SentencePiecePieces = 300;
 
     /// <summary>A real .model with all but its first <paramref name="pieces"/> pieces dropped (top-level field 1).</summary>
-    internal static byte[] SmallSentencePiece(string kind, int pieces, bool keepNormalizer)
+    internal static byte[] SmallSentencePiece(string kind, int pieces, bool keepNormalizer, bool keepTrainerSpec = true)
     {
         var data = File.ReadAllBytes(Path.Combine(TokenizerOracleTests.Folder(kind), "tokenizer.model"));
         var kept = new List<byte>();
@@ -208,6 +208,7 @@ public sealed class ReaderPropertyTests : IDisposable
             int field = (int)(key >> 3);
             if (field == 1 && ++seen > pieces) continue;
             if (field == 3 && !keepNormalizer) continue;
+            if (field == 2 && !keepTrainerSpec) continue;
             kept.AddRange(data[start..i]);
         }
         return kept.ToArray();
@@ -236,14 +237,15 @@ public sealed class ReaderPropertyTests : IDisposable
             File.WriteAllBytes(path, Apply(seeds[seed], edits));
             total++;
             if (AcceptedOrRejectedCleanly<McException>(() => LoadAndUse(path), "tokenizer.model")) accepted++;
-        }, iter: 2000, threads: Threads, print: p => $"{kinds[p.Item1]}: {string.Join(", ", p.Item2)}");
+        }, iter: 1000, threads: Threads, print: p => $"{kinds[p.Item1]}: {string.Join(", ", p.Item2)}");
         Assert.InRange(accepted, 1, total - 1);
     }
 
     [Fact]
     public void SentencePieceTruncatedAtEveryByteIsLoadedOrRejectedNamingTheFile()
     {
-        var whole = SmallSentencePiece("sentencepiece_unigram", SentencePiecePieces, keepNormalizer: false);
+        // Without its trainer spec (so without byte fallback's 256 byte pieces) 40 pieces load: a file of ~700 bytes.
+        var whole = SmallSentencePiece("sentencepiece_unigram", 40, keepNormalizer: false, keepTrainerSpec: false);
         var path = _dir.File("tokenizer.model");
         for (int length = 0; length <= whole.Length; length++)
         {
