@@ -59,6 +59,16 @@ internal sealed class GenerationModel
         return model;
     }
 
+    /// <summary>The model sharded over <paramref name="ranks"/> ranks (<c>--tp</c>), each rank compiled with its KV cache and weight slices.</summary>
+    public Backends.Generation.TensorParallelStepper CompileCpuSharded(WeightStore store, int ranks)
+    {
+        var whole = Graph(PassManager.InterpreterPipeline);
+        WeightBinding.Validate(whole, store);
+        var cache = Environment.GetEnvironmentVariable("MC_CPU_CACHE");
+        return Backends.Generation.TensorParallelStepper.CompileCpu(() => CommonOptions.Load(_model, _config, null).Graph, ranks, store,
+            ContextLength(whole), string.IsNullOrEmpty(cache) ? null : cache);
+    }
+
     /// <summary>The longest sequence the model was trained on (max_position_embeddings), when its hyperparameters say.</summary>
     public static long? ContextLength(Graph graph)
     {

@@ -35,9 +35,10 @@ internal static class RunCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "a tokenizer.json, tokenizer.model or folder (default: the model's folder)" };
         var target = new Option<string>("--target") { Description = "where to run: cpu (compiled, KV-cached; default) or interpreter (the reference; slow)", DefaultValueFactory = _ => EvalTargets.Cpu };
         target.AcceptOnlyFromAmong(EvalTargets.Cpu, EvalTargets.Interpreter);
+        var tp = CommonOptions.TensorParallel();
         var command = new Command("run", "Generate text from a prompt, streamed token by token: stdout is the prompt and its completion, speeds go to stderr.")
         {
-            model, weights, prompt, promptFile, maxTokens, temperature, topK, topP, seed, stop, tokenizer, target,
+            model, weights, prompt, promptFile, maxTokens, temperature, topK, topP, seed, stop, tokenizer, target, tp,
         };
         command.SetAction(parse =>
         {
@@ -52,7 +53,9 @@ internal static class RunCommand
             var promptIds = source.Defaults.EncodePrompt(source.Tokenizer, promptText);
 
             using var store = WeightStore.Open(source.WeightsPath);
-            var stepper = CreateStepper(source, store, parse.GetValue(target)!);
+            int ranks = parse.GetValue(tp);
+            if (ranks > 1 && parse.GetValue(target) != EvalTargets.Cpu) throw new McException($"--tp {ranks} runs on --target cpu (the interpreter's sharded runs are mc eval's)");
+            var stepper = ranks > 1 ? source.CompileCpuSharded(store, ranks) : CreateStepper(source, store, parse.GetValue(target)!);
             var request = new GenerationRequest(promptIds, max, sampling, seedValue, source.Defaults.EosIds, parse.GetValue(stop) ?? []);
             var generator = new TextGenerator(stepper, source.Tokenizer);
             var steps = generator.Generate(request); // validates (prompt length) before anything is printed

@@ -26,22 +26,19 @@ internal sealed record KvCacheLayout(string GeneratedInput, IReadOnlyList<(strin
 }
 
 /// <summary>
-/// <see cref="ITokenStepper"/> over a compiled KV-cached model (the cpu target's <see cref="Cpu.CpuBackend.CachedPipeline"/>):
-/// each <see cref="Append"/> is one forward with the pasts, whose presents become the next pasts.
+/// An <see cref="ITokenStepper"/> over a KV-cached graph: each <see cref="Append"/> is one forward with the pasts, whose
+/// presents become the next pasts. <typeparamref name="TTensor"/> is the backend's tensor type.
 /// </summary>
-public sealed class CompiledCachedStepper : ITokenStepper
+public abstract class KvCachedStepper<TTensor> : ITokenStepper where TTensor : class
 {
-    private readonly ICompiledModel _model;
     private readonly KvCacheLayout _layout;
-    private readonly Dictionary<string, HostTensor> _past = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TTensor> _past = new(StringComparer.Ordinal);
 
-    /// <param name="cachedGraph">the graph <paramref name="model"/> was compiled from, already rewritten by <see cref="KvCacheRewrite"/></param>
-    public CompiledCachedStepper(Graph cachedGraph, ICompiledModel model, long? contextLength)
+    /// <param name="cachedGraph">a graph already rewritten by <see cref="KvCacheRewrite"/></param>
+    protected KvCachedStepper(Graph cachedGraph, long? contextLength)
     {
-        _model = model;
         _layout = KvCacheLayout.Of(cachedGraph);
         ContextLength = contextLength;
-        Reset();
     }
 
     public int Position { get; private set; }
@@ -50,61 +47,67 @@ public sealed class CompiledCachedStepper : ITokenStepper
 
     public void Reset()
     {
-        foreach (var (past, _, type) in _layout.Caches) _past[past] = HostTensor.FromFloats(KvCacheLayout.EmptyShape(type), [], type.DType);
+        _past.Clear();
         Position = 0;
     }
 
     public float[] Append(ReadOnlySpan<int> tokens)
     {
+        if (_past.Count == 0)
+            foreach (var (past, _, type) in _layout.Caches) _past[past] = Empty(KvCacheLayout.EmptyShape(type), type.DType);
         var ids = new long[tokens.Length];
         for (int i = 0; i < ids.Length; i++) ids[i] = tokens[i];
-        var inputs = new Dictionary<string, HostTensor>(_past, StringComparer.Ordinal) { [_layout.GeneratedInput] = HostTensor.FromInts([1, ids.Length], ids) };
-        var results = _model.Run(inputs);
+        var inputs = new Dictionary<string, TTensor>(_past, StringComparer.Ordinal) { [_layout.GeneratedInput] = Ids(ids) };
+        var results = Run(inputs);
         foreach (var (past, present, _) in _layout.Caches) _past[past] = results[present];
         Position += tokens.Length;
-        var logits = results["logits"];
+        return LastRow(results["logits"]);
+    }
+
+    /// <summary>A float tensor of <paramref name="shape"/> with no elements (a zero-length cache).</summary>
+    protected abstract TTensor Empty(long[] shape, DType dtype);
+
+    /// <summary>A [1, n] int64 tensor of token ids.</summary>
+    protected abstract TTensor Ids(long[] ids);
+
+    protected abstract IReadOnlyDictionary<string, TTensor> Run(Dictionary<string, TTensor> inputs);
+
+    /// <summary>The last row of [1, n, vocab] logits, as a fresh array.</summary>
+    protected abstract float[] LastRow(TTensor logits);
+}
+
+/// <summary>A stepper over a compiled KV-cached model (the cpu target's <see cref="Cpu.CpuBackend.CachedPipeline"/>).</summary>
+/// <param name="cachedGraph">the graph <paramref name="model"/> was compiled from, already rewritten by <see cref="KvCacheRewrite"/></param>
+public sealed class CompiledCachedStepper(Graph cachedGraph, ICompiledModel model, long? contextLength)
+    : KvCachedStepper<HostTensor>(cachedGraph, contextLength)
+{
+    protected override HostTensor Empty(long[] shape, DType dtype) => HostTensor.FromFloats(shape, [], dtype);
+
+    protected override HostTensor Ids(long[] ids) => HostTensor.FromInts([1, ids.Length], ids);
+
+    protected override IReadOnlyDictionary<string, HostTensor> Run(Dictionary<string, HostTensor> inputs) => model.Run(inputs);
+
+    protected override float[] LastRow(HostTensor logits)
+    {
         int vocab = (int)logits.Shape[^1];
         return logits.Floats!.AsSpan(logits.Floats!.Length - vocab, vocab).ToArray();
     }
 }
 
-/// <summary><see cref="ITokenStepper"/> over the reference interpreter running a KV-cached graph (slow; the oracle).</summary>
-public sealed class InterpreterCachedStepper : ITokenStepper
+/// <summary>A stepper over the reference interpreter running a KV-cached graph (slow; the oracle).</summary>
+public sealed class InterpreterCachedStepper(Graph cachedGraph, Func<string, TensorType, RefTensor> weights, long? contextLength, Precision precision = Precision.F32)
+    : KvCachedStepper<RefTensor>(cachedGraph, contextLength)
 {
-    private readonly Interpreter _interpreter;
-    private readonly Func<string, TensorType, RefTensor> _weights;
-    private readonly KvCacheLayout _layout;
-    private readonly Dictionary<string, RefTensor> _past = new(StringComparer.Ordinal);
+    private readonly Interpreter _interpreter = new(cachedGraph, precision);
 
-    /// <param name="cachedGraph">a graph already rewritten by <see cref="KvCacheRewrite"/></param>
-    public InterpreterCachedStepper(Graph cachedGraph, Func<string, TensorType, RefTensor> weights, long? contextLength, Precision precision = Precision.F32)
+    protected override RefTensor Empty(long[] shape, DType dtype) => RefTensor.FromFloats(shape, Array.Empty<double>(), dtype);
+
+    protected override RefTensor Ids(long[] ids) => RefTensor.FromInts([1, ids.Length], ids);
+
+    protected override IReadOnlyDictionary<string, RefTensor> Run(Dictionary<string, RefTensor> inputs) => _interpreter.Run(inputs, weights);
+
+    protected override float[] LastRow(RefTensor logits)
     {
-        _interpreter = new Interpreter(cachedGraph, precision);
-        _weights = weights;
-        _layout = KvCacheLayout.Of(cachedGraph);
-        ContextLength = contextLength;
-        Reset();
-    }
-
-    public int Position { get; private set; }
-
-    public long? ContextLength { get; }
-
-    public void Reset()
-    {
-        foreach (var (past, _, type) in _layout.Caches) _past[past] = RefTensor.FromFloats(KvCacheLayout.EmptyShape(type), Array.Empty<double>(), type.DType);
-        Position = 0;
-    }
-
-    public float[] Append(ReadOnlySpan<int> tokens)
-    {
-        var ids = new long[tokens.Length];
-        for (int i = 0; i < ids.Length; i++) ids[i] = tokens[i];
-        var inputs = new Dictionary<string, RefTensor>(_past, StringComparer.Ordinal) { [_layout.GeneratedInput] = RefTensor.FromInts([1, ids.Length], ids) };
-        var results = _interpreter.Run(inputs, _weights);
-        foreach (var (past, present, _) in _layout.Caches) _past[past] = results[present];
-        Position += tokens.Length;
-        var logits = results["logits"];
         long vocab = logits.Shape[^1];
         return logits.ToFloat32().AsSpan((int)(logits.ElementCount - vocab), (int)vocab).ToArray();
     }

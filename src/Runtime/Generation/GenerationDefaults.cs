@@ -33,11 +33,12 @@ public sealed record GenerationDefaults(IReadOnlyList<int> EosIds, int? BosId, b
     }
 
     /// <summary>The prompt's ids: encoded with the tokenizer's post-processor, and BOS put first when
-    /// tokenizer_config.json asks for it and the post-processor did not.</summary>
+    /// tokenizer_config.json asks for it and the post-processor did not, or when the prompt is empty (as Hugging
+    /// Face's generate starts from bos_token_id without input).</summary>
     public List<int> EncodePrompt(ITokenizer tokenizer, string prompt)
     {
         var ids = tokenizer.Encode(prompt, addSpecialTokens: true).ToList();
-        if (AddBos && (ids.Count == 0 || ids[0] != BosId)) ids.Insert(0, BosId!.Value);
+        if ((AddBos || ids.Count == 0) && BosId is int bos && (ids.Count == 0 || ids[0] != bos)) ids.Insert(0, bos);
         return ids;
     }
 

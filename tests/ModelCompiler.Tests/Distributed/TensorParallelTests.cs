@@ -63,6 +63,19 @@ public sealed class TensorParallelTests
     public void Two_ranks_on_the_cpu_target_reproduce_the_oracle(string family) =>
         OracleCheck.Run(family, OracleCheck.Folder(family), null, "--tp", "2", "--target", "cpu");
 
+    [Theory]
+    [InlineData("2", 0)]
+    [InlineData("4", 3)]
+    public void Mc_run_over_ranks_reproduces_the_pystories_greedy_text(string ranks, int prompt)
+    {
+        // Each rank keeps its KV heads' cache and its weight slices; the text must not change by a byte.
+        var generation = Generation.PystoriesTests.Generation(prompt);
+        var result = CliRunner.Run("run", Generation.PystoriesTests.Model, "--prompt", generation.GetProperty("prompt").GetString()!,
+            "--max-tokens", "48", "--temperature", "0", "--tp", ranks);
+        Assert.True(result.ExitCode == 0, result.Err);
+        Assert.Equal(generation.GetProperty("greedy_text").GetString(), result.Out);
+    }
+
     [Fact]
     public void The_printed_program_of_a_rank_shows_megatron_sharding()
     {

@@ -1,4 +1,5 @@
 using ModelCompiler.Runtime;
+using ModelCompiler.Runtime.Generation;
 using ModelCompiler.Runtime.Tokenizers;
 using ModelCompiler.Tests.Cli;
 
@@ -86,6 +87,21 @@ public class RunCommandTests
             Assert.Contains("stopped by EOS", result.Err);
         }
         finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    [Fact]
+    public void AnEmptyPromptStartsFromBosAndAddBosTokenPutsItFirst()
+    {
+        var tokenizer = TokenizerLoader.Load(PystoriesTests.Model);
+        var defaults = GenerationDefaults.Load(PystoriesTests.Model, tokenizer);
+        Assert.Equal([0], defaults.EosIds);
+        Assert.False(defaults.AddBos);
+        Assert.Equal([0], defaults.EncodePrompt(tokenizer, ""));
+        Assert.Equal([3, 348, 3891], defaults.EncodePrompt(tokenizer, "# Copyright"));
+        Assert.Equal([0, 3, 348, 3891], (defaults with { AddBos = true }).EncodePrompt(tokenizer, "# Copyright"));
+        var result = CliRunner.Run("run", PystoriesTests.Model, "--prompt", "", "--max-tokens", "8");
+        Assert.True(result.ExitCode == 0, result.Err);
+        Assert.Contains("prompt: 1 tokens", result.Err);
     }
 
     [Fact]
