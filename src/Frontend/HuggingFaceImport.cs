@@ -41,7 +41,7 @@ public static class HuggingFaceImport
             throw new McException($"{configPath}: no \"model_type\": cannot tell which architecture this is");
         var supported = Templates.Where(t => BuiltinArchFiles.Instance.Exists(BuiltinArchFiles.Scheme + t.Value)).Select(t => t.Key).ToList();
         if (!Templates.TryGetValue(modelType, out var file) || !BuiltinArchFiles.Instance.Exists(BuiltinArchFiles.Scheme + file))
-            throw new McException($"{configPath}: model_type '{modelType}' is not supported (supported: {string.Join(", ", supported)})");
+            throw new McException($"{configPath}: model_type {UserText.Quote(modelType)} is not supported (supported: {string.Join(", ", supported)})");
         return BuiltinArchFiles.Scheme + file;
     }
 

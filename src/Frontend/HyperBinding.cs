@@ -99,7 +99,7 @@ public static class HyperBinding
                 continue;
             }
             throw new McException(
-                $"{configPath}: key '{key}' ({Truncate(node.ToJsonString())}) is not supported by {source.RootPath}: map it with 'hyper ... from {key}' or, if it has no effect on inference, list it in 'ignore'");
+                $"{configPath}: key {UserText.Quote(key)} ({Truncate(node.ToJsonString())}) is not supported by {source.RootPath}: map it with 'hyper ... from {UserText.Quote(key)[1..^1]}' or, if it has no effect on inference, list it in 'ignore'");
         }
     }
 

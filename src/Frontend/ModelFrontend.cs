@@ -5,8 +5,12 @@ using ModelCompiler.Runtime;
 
 namespace ModelCompiler.Frontend;
 
-/// <summary>The frontend's failure: the rendered diagnostics (file:line:col, source line, caret).</summary>
-public sealed class CompilationFailedException(DiagnosticBag diagnostics) : McException(diagnostics.Render())
+/// <summary>
+/// The frontend's failure: the rendered diagnostics (file:line:col, source line, caret), after a first line naming
+/// the file that caused it when that is not the .arch file (a config.json whose values the model rejects).
+/// </summary>
+public sealed class CompilationFailedException(DiagnosticBag diagnostics, string? cause = null)
+    : McException(cause is null ? diagnostics.Render() : cause + "\n" + diagnostics.Render())
 {
     public DiagnosticBag Diagnostics { get; } = diagnostics;
 }
@@ -26,7 +30,8 @@ public static class ModelFrontend
         var source = ArchLoader.Load(archPath, diagnostics, files) ?? throw new CompilationFailedException(diagnostics);
         var config = configPath is null ? null : ReadConfig(configPath);
         var hypers = HyperBinding.Resolve(source, config, configPath, sets);
-        var graph = Elaborator.Elaborate(source, hypers, diagnostics) ?? throw new CompilationFailedException(diagnostics);
+        var graph = Elaborator.Elaborate(source, hypers, diagnostics) ?? throw new CompilationFailedException(diagnostics,
+            configPath is null ? null : $"{configPath}: {source.RootPath} rejects the hyperparameters this config gives it:");
         return new LoadedModel(source, hypers, graph);
     }
 
@@ -41,7 +46,11 @@ public static class ModelFrontend
         }
         try
         {
-            return JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { MaxDepth = 64 }) as JsonObject
+            // Lone-surrogate escapes first: System.Text.Json throws InvalidOperationException on them wherever they
+            // are touched, the duplicate-key check below included.
+            JsonStrings.RequireDecodable(System.Text.Encoding.UTF8.GetBytes(text), path, maxDepth: 64);
+            // A key given twice is ambiguous (and JsonObject would throw on first access): reject it while parsing.
+            return JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { MaxDepth = 64, AllowDuplicateProperties = false }) as JsonObject
                    ?? throw new McException($"{path}: expected a JSON object");
         }
         catch (JsonException e)

@@ -17,3 +17,25 @@ public sealed class ModelFormatException : McException
     public ModelFormatException(string message) : base(message) { }
     public ModelFormatException(string message, Exception inner) : base(message, inner) { }
 }
+
+/// <summary>Text from a file placed inside an error message.</summary>
+public static class UserText
+{
+    private const int MaxQuotedLength = 200;
+
+    /// <summary>
+    /// Quotes a name taken from a file. It is hostile input: escape control characters (so the message
+    /// stays on one line) and cut very long names (so a 100 MB name does not become a 100 MB message).
+    /// </summary>
+    public static string Quote(string name)
+    {
+        var text = name.Length > MaxQuotedLength ? name[..MaxQuotedLength] + "..." : name;
+        var sb = new System.Text.StringBuilder(text.Length + 2).Append('\'');
+        foreach (char c in text)
+        {
+            if (char.IsControl(c) || c is '\u2028' or '\u2029') sb.Append($"\\u{(int)c:x4}");
+            else sb.Append(c);
+        }
+        return sb.Append('\'').ToString();
+    }
+}

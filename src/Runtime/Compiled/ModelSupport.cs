@@ -18,13 +18,13 @@ public sealed class InputBinder
         var declared = specs.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var name in inputs.Keys)
             if (!declared.Contains(name))
-                throw new McException($"unknown input '{name}' (the model's inputs are: {string.Join(", ", declared.Order(StringComparer.Ordinal))})");
+                throw new McException($"unknown input {UserText.Quote(name)} (the model's inputs are: {string.Join(", ", declared.Order(StringComparer.Ordinal))})");
         _given = new HostTensor[specs.Count];
         for (int i = 0; i < specs.Count; i++)
         {
             var spec = specs[i];
             if (!inputs.TryGetValue(spec.Name, out var t) || t is null)
-                throw new McException($"missing input '{spec.Name}' (the model declares {spec.TypeString})");
+                throw new McException($"missing input {UserText.Quote(spec.Name)} (the model declares {spec.TypeString})");
             _given[i] = Admit(spec, t);
         }
     }
@@ -106,9 +106,9 @@ public static class WeightLoading
     /// <summary>One float weight, checked to hold exactly the declared number of elements.</summary>
     public static float[] Floats(Func<string, float[]> load, string name, long count, string declared)
     {
-        var data = load(name) ?? throw new McException($"weight '{name}' was not provided");
+        var data = load(name) ?? throw new McException($"weight {UserText.Quote(name)} was not provided");
         if (data.LongLength != count)
-            throw new McException($"weight '{name}' has {data.LongLength.ToString(CultureInfo.InvariantCulture)} elements but the model declares {declared}");
+            throw new McException($"weight {UserText.Quote(name)} has {data.LongLength.ToString(CultureInfo.InvariantCulture)} elements but the model declares {declared}");
         return data;
     }
 

@@ -50,28 +50,13 @@ internal static class SafetensorsDTypes
 /// <summary>Builds the one-line messages of format errors.</summary>
 internal static class SafetensorsErrors
 {
-    private const int MaxQuotedLength = 200;
-
     public static ModelFormatException Format(string path, string detail) => new(OneLine($"{path}: {detail}"));
 
     public static ModelFormatException Format(string path, string detail, Exception inner) =>
         new(OneLine($"{path}: {detail}"), inner);
 
-    /// <summary>
-    /// Quotes a name taken from a file. It is hostile input: escape control characters (so the message
-    /// stays on one line) and cut very long names (so a 100 MB name does not become a 100 MB message).
-    /// </summary>
-    public static string Quote(string name)
-    {
-        var text = name.Length > MaxQuotedLength ? name[..MaxQuotedLength] + "..." : name;
-        var sb = new System.Text.StringBuilder(text.Length + 2).Append('\'');
-        foreach (char c in text)
-        {
-            if (char.IsControl(c)) sb.Append($"\\u{(int)c:x4}");
-            else sb.Append(c);
-        }
-        return sb.Append('\'').ToString();
-    }
+    /// <summary>Quotes a name taken from a file (see <see cref="UserText.Quote"/>).</summary>
+    public static string Quote(string name) => UserText.Quote(name);
 
     private static string OneLine(string message) =>
         message.Contains('\n') || message.Contains('\r')

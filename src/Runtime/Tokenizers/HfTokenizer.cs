@@ -50,8 +50,19 @@ public sealed class HfTokenizer : ITokenizer
         return new TokenizerEncoding(tokens.Select(t => t.Id).ToArray(), tokens.Select(t => t.Text).ToArray());
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public List<Token> EncodeTokens(string text, bool addSpecialTokens)
+    {
+        // The model reports what it cannot encode (an unknown token missing from the vocabulary) without knowing
+        // which file it came from; the message must name it.
+        try { return EncodeTokensCore(text, addSpecialTokens); }
+        catch (McException e) when (!e.Message.StartsWith(Source, StringComparison.Ordinal))
+        {
+            throw new McException($"{Source}: {e.Message}", e);
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private List<Token> EncodeTokensCore(string text, bool addSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(text);
         var tokens = new List<Token>();

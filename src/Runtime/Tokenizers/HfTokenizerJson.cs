@@ -34,6 +34,7 @@ public static class HfTokenizerJson
         }
         using (doc)
         {
+            JsonStrings.RequireDecodable(utf8Json, file, maxDepth: 256);
             var root = new JNode(doc.RootElement, file, "");
             if (root.Kind != JsonValueKind.Object) throw root.Error($"expected a JSON object, found {JNode.Describe(doc.RootElement)}");
             var model = Model(root.Req("model"));

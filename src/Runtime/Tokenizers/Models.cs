@@ -17,17 +17,34 @@ public interface ITokenModel
 internal sealed class Vocab
 {
     public readonly Dictionary<string, int> ToId;
-    public readonly string?[] ToToken;
+    // id → token as an array when the ids are dense; a file's ids far beyond its entry count (one token with id
+    // 2,000,000,000) would otherwise size a multi-gigabyte array from a claim, so they go in a dictionary.
+    private readonly string?[]? _dense;
+    private readonly Dictionary<int, string>? _sparse;
+
+    /// <summary>The largest id plus one.</summary>
+    public int Size { get; }
 
     public Vocab(Dictionary<string, int> toId)
     {
         ToId = toId;
         int max = toId.Count == 0 ? -1 : toId.Values.Max();
-        ToToken = new string?[max + 1];
-        foreach (var (t, id) in toId) ToToken[id] ??= t;
+        Size = (int)Math.Min((long)max + 1, int.MaxValue);
+        if ((long)max < 2L * toId.Count + 1024)
+        {
+            _dense = new string?[max + 1];
+            foreach (var (t, id) in toId) _dense[id] ??= t;
+        }
+        else
+        {
+            _sparse = new Dictionary<int, string>();
+            foreach (var (t, id) in toId) _sparse.TryAdd(id, t);
+        }
     }
 
-    public string? Token(int id) => id >= 0 && id < ToToken.Length ? ToToken[id] : null;
+    public string? Token(int id) => _dense is not null
+        ? (id >= 0 && id < _dense.Length ? _dense[id] : null)
+        : _sparse!.GetValueOrDefault(id);
 }
 
 /// <summary>Byte-pair encoding by merge rank (byte-level like GPT-2, or SentencePiece-style with byte fallback).</summary>
@@ -49,7 +66,7 @@ public sealed class BpeModel : ITokenModel
         for (int b = 0; b < 256; b++) _byteIds[b] = vocab.ToId.TryGetValue($"<0x{b:X2}>", out var id) ? id : null;
     }
 
-    public int VocabSize => _vocab.ToToken.Length;
+    public int VocabSize => _vocab.Size;
     public int? TokenToId(string token) => _vocab.ToId.TryGetValue(token, out var id) ? id : null;
     public string? IdToToken(int id) => _vocab.Token(id);
 
@@ -98,7 +115,7 @@ public sealed class BpeModel : ITokenModel
                 }
                 if (!done && _unk is not null)
                 {
-                    if (unkId is null) throw new McException($"BPE: the unknown token '{_unk}' is not in the vocabulary");
+                    if (unkId is null) throw new McException($"BPE: the unknown token {UserText.Quote(_unk)} is not in the vocabulary");
                     if (pendingUnk && !_fuseUnk) ids.Add(unkId.Value);
                     pendingUnk = true;
                 }
@@ -166,7 +183,7 @@ public sealed class WordPieceModel : ITokenModel
         _continuations = cont.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
-    public int VocabSize => _vocab.ToToken.Length;
+    public int VocabSize => _vocab.Size;
     public int? TokenToId(string token) => _vocab.ToId.TryGetValue(token, out var id) ? id : null;
     public string? IdToToken(int id) => _vocab.Token(id);
 
@@ -194,7 +211,7 @@ public sealed class WordPieceModel : ITokenModel
     }
 
     private Token Unk() => _vocab.ToId.TryGetValue(_unk, out var id) ? new Token(id, _unk)
-        : throw new McException($"WordPiece: the unknown token '{_unk}' is not in the vocabulary");
+        : throw new McException($"WordPiece: the unknown token {UserText.Quote(_unk)} is not in the vocabulary");
 }
 
 /// <summary>A plain word → id lookup.</summary>
@@ -205,7 +222,7 @@ public sealed class WordLevelModel : ITokenModel
 
     internal WordLevelModel(Vocab vocab, string? unk) { _vocab = vocab; _unk = unk; }
 
-    public int VocabSize => _vocab.ToToken.Length;
+    public int VocabSize => _vocab.Size;
     public int? TokenToId(string token) => _vocab.ToId.TryGetValue(token, out var id) ? id : null;
     public string? IdToToken(int id) => _vocab.Token(id);
 
@@ -213,6 +230,6 @@ public sealed class WordLevelModel : ITokenModel
     {
         if (_vocab.ToId.TryGetValue(word, out var id)) into.Add(new Token(id, word));
         else if (_unk is not null && _vocab.ToId.TryGetValue(_unk, out var unk)) into.Add(new Token(unk, _unk));
-        else throw new McException($"WordLevel: '{word}' is not in the vocabulary and there is no unknown token");
+        else throw new McException($"WordLevel: {UserText.Quote(word)} is not in the vocabulary and there is no unknown token");
     }
 }

@@ -43,7 +43,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
             if (p.Type == PieceType.UserDefined) _userDefined.Add(p.Piece);
             if (p.Type == PieceType.Byte)
             {
-                if (!ByteFallbackDecoder.TryByte(p.Piece, out byte b)) throw new ModelFormatException($"{source}: pieces[{i}]: byte piece '{p.Piece}' is not of the form <0xXX>");
+                if (!ByteFallbackDecoder.TryByte(p.Piece, out byte b)) throw new ModelFormatException($"{source}: pieces[{i}]: byte piece {UserText.Quote(p.Piece)} is not of the form <0xXX>");
                 _byteIds[b] ??= i;
             }
         }
