@@ -26,12 +26,16 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps", "-r") { Description = "repetitions (medians are reported)", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads", "-t") { Description = "cap on the threads the kernels use (0: one per core)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and prompt", DefaultValueFactory = _ => 0 };
+        var saveWeights = new Option<string?>("--save-weights")
+        {
+            Description = "write the seeded random weights (f32, checkpoint names) to this safetensors file and exit, for a peer (llama.cpp) to run the same model",
+        };
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
-        var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
+        var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s, and the time per kernel.")
         {
-            model, prompt, gen, reps, threads, seed, set, config, json,
+            model, prompt, gen, reps, threads, seed, saveWeights, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -49,21 +53,31 @@ internal static class BenchCommand
             {
             var graph = loaded.Graph;
             new PassManager(CpuBackend.CachedPipeline).Run(graph);
+            int weightSeed = parse.GetValue(seed);
+            var random = new Random(weightSeed);
+            var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
+            if (parse.GetValue(saveWeights) is { } savePath)
+            {
+                var layout = sizes.Select(kv => (kv.Key, DType.F32, kv.Value.Shape.Select(d => d.Size).ToArray())).ToList();
+                SafetensorsWriter.Write(savePath, layout, name =>
+                {
+                    var values = SeededWeight(name, sizes[name], weightSeed);
+                    var bytes = new byte[checked(values.Length * sizeof(float))];
+                    System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(bytes);
+                    return bytes;
+                });
+                cli.Err.WriteLine($"wrote {layout.Count} seeded random weights (seed {weightSeed}) to {savePath}");
+                return McApp.Ok;
+            }
+
             var compileClock = Stopwatch.StartNew();
             var compiled = CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
-
-            var random = new Random(parse.GetValue(seed));
-            var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
             long parameters = 0;
             compiled.LoadWeights(name =>
             {
-                var type = sizes[name];
-                long count = type.Shape.Aggregate(1L, (a, d) => a * d.Size);
-                parameters += count;
-                var data = new float[count];
-                if (type.DType.IsFloat())
-                    for (long i = 0; i < count; i++) data[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
+                var data = SeededWeight(name, sizes[name], weightSeed);
+                parameters += data.LongLength;
                 return data;
             });
 
@@ -77,6 +91,8 @@ internal static class BenchCommand
 
             var ppRates = new List<double>();
             var tgRates = new List<double>();
+            double ppSeconds = 0, tgSeconds = 0;
+            using var profile = Runtime.Kernels.KernelProfiler.Begin();
             // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
             for (int rep = -1; rep < r; rep++)
             {
@@ -85,10 +101,12 @@ internal static class BenchCommand
                 var feeds = pasts.ToDictionary(x => x.Attrs.Str("name"), x => HostTensor.FromFloats(
                     x.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], x.Type.DType), StringComparer.Ordinal);
                 feeds[inputName] = HostTensor.FromInts([1, p], ids);
+                profile.Phase = warmUp ? null : "pp";
                 var clock = Stopwatch.StartNew();
                 var results = compiled.Run(feeds);
-                if (!warmUp) ppRates.Add(p / clock.Elapsed.TotalSeconds);
+                if (!warmUp) { ppRates.Add(p / clock.Elapsed.TotalSeconds); ppSeconds += clock.Elapsed.TotalSeconds; }
                 if (g == 0) continue;
+                profile.Phase = warmUp ? null : "tg";
                 clock.Restart();
                 for (int step = 0; step < (warmUp ? Math.Min(g, 4) : g); step++)
                 {
@@ -102,8 +120,19 @@ internal static class BenchCommand
                     feeds[inputName] = HostTensor.FromInts([1, 1], [next]);
                     results = compiled.Run(feeds);
                 }
-                if (!warmUp) tgRates.Add(g / clock.Elapsed.TotalSeconds);
+                if (!warmUp) { tgRates.Add(g / clock.Elapsed.TotalSeconds); tgSeconds += clock.Elapsed.TotalSeconds; }
             }
+            profile.Phase = null;
+            // Per kernel kind and phase: time summed over the counted reps, and its share of the phase's wall time
+            // (the rest is the generated code between kernels, buffer management, and for tg the decode loop itself).
+            var kernels = profile.Totals().Select(k => new
+            {
+                phase = k.Phase,
+                kernel = k.Kernel,
+                calls = k.Calls,
+                total_ms = Math.Round(k.Seconds * 1e3, 3),
+                percent = Math.Round(100 * k.Seconds / (k.Phase == "pp" ? ppSeconds : tgSeconds), 2),
+            }).ToList();
 
             static double Median(List<double> v) { var s = v.Order().ToList(); return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
             static double Spread(List<double> v) => v.Count == 0 ? double.NaN : (v.Max() - v.Min()) / 2;
@@ -122,7 +151,7 @@ internal static class BenchCommand
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
                     ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
                     ["compile_seconds"] = Math.Round(compileSeconds, 3),
-                    ["kernels"] = Array.Empty<object>(),   // per-kernel timing is not measured yet
+                    ["kernels"] = kernels,
                 }));
             else
             {
@@ -132,11 +161,33 @@ internal static class BenchCommand
                 cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
                 if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} | {F(tg)} ± {F(Spread(tgRates))} |");
                 cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s)");
+                cli.Out.WriteLine();
+                cli.Out.WriteLine("| phase | kernel | calls | total ms | % of phase |");
+                cli.Out.WriteLine("| --- | --- | ---: | ---: | ---: |");
+                foreach (var k in kernels)
+                    cli.Out.WriteLine(FormattableString.Invariant($"| {k.phase} | {k.kernel} | {k.calls} | {k.total_ms:F1} | {k.percent:F1} |"));
+                cli.Out.WriteLine($"(wall time per kernel kind summed over the {r} counted reps; the rest of each phase is code between kernels)");
             }
             return McApp.Ok;
             }
             finally { Runtime.Kernels.KernelThreading.MaxThreads = previousThreads; }
         });
         return command;
+    }
+
+    /// <summary>
+    /// A weight's seeded random values, uniform in ±0.05 (integer tensors zero): a function of (name, seed) only, so
+    /// <c>--save-weights</c> and the benchmark see the same numbers whatever order the weights are read in.
+    /// </summary>
+    internal static float[] SeededWeight(string name, TensorType type, int seed)
+    {
+        long count = type.Shape.Aggregate(1L, (a, d) => a * d.Size);
+        var data = new float[count];
+        if (!type.DType.IsFloat()) return data;
+        uint hash = 2166136261;   // FNV-1a: stable across runs and platforms, unlike string.GetHashCode
+        foreach (char c in name) hash = (hash ^ c) * 16777619;
+        var random = new Random(unchecked((int)hash ^ seed));
+        for (long i = 0; i < count; i++) data[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
+        return data;
     }
 }
