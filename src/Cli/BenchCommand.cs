@@ -89,6 +89,10 @@ internal static class BenchCommand
             long vocab = graph.Outputs.First(o => o.Key == "logits").Value.Type[-1].Size;
             var inputName = input.Attrs.Str("name");
 
+            // Resident memory before the first forward (runtime, compiled code, packed weights) and its high-water mark
+            // after the last: the growth is what the forwards themselves needed at their peak (Linux: VmRSS / VmHWM).
+            GC.Collect();
+            long residentBefore = Process.GetCurrentProcess().WorkingSet64;
             var ppRates = new List<double>();
             var tgRates = new List<double>();
             double ppSeconds = 0, tgSeconds = 0;
@@ -146,11 +150,14 @@ internal static class BenchCommand
                     ["gen"] = g,
                     ["reps"] = r,
                     ["threads"] = threadCount,
+                    ["isa"] = Runtime.Kernels.Gemm.BestIsa.ToString(),   // the GEMM's micro-kernels on this machine and runtime settings
                     ["pp_tokens_per_s"] = Math.Round(pp, 3),
                     ["pp_spread"] = Math.Round(Spread(ppRates), 3),
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
                     ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
                     ["compile_seconds"] = Math.Round(compileSeconds, 3),
+                    ["resident_bytes_before"] = residentBefore,
+                    ["peak_resident_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
                     ["kernels"] = kernels,
                 }));
             else
@@ -160,7 +167,7 @@ internal static class BenchCommand
                 cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
                 cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
                 if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} | {F(tg)} ± {F(Spread(tgRates))} |");
-                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s)");
+                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; compiled in {compileSeconds:F1} s; GEMM {Runtime.Kernels.Gemm.BestIsa})");
                 cli.Out.WriteLine();
                 cli.Out.WriteLine("| phase | kernel | calls | total ms | % of phase |");
                 cli.Out.WriteLine("| --- | --- | ---: | ---: | ---: |");

@@ -17,10 +17,14 @@ public static class CliRunner
     }
 
     /// <summary>Starts the built mc.dll with `dotnet`, as a user's shell would.</summary>
-    public static Result RunProcess(params string[] args)
+    public static Result RunProcess(params string[] args) => RunProcessWith(new Dictionary<string, string>(), args);
+
+    /// <summary><see cref="RunProcess"/> with extra environment variables (e.g. DOTNET_EnableAVX512F=0).</summary>
+    public static Result RunProcessWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var mc = Path.Combine(AppContext.BaseDirectory, "mc.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        foreach (var (key, value) in environment) start.Environment[key] = value;
         start.ArgumentList.Add(mc);
         foreach (var a in args) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
