@@ -55,8 +55,7 @@ public sealed class EmbedAppTests : IDisposable
         var root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "ModelCompiler.sln"))) root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("repository root not found");
         var app = Path.Combine(_dir, "app");
-        var build = Dotnet(["build", Path.Combine(root, "examples", "EmbedApp", "EmbedApp.csproj"), $"-p:ModelDll={dll}", "-o", app,
-            "-p:BaseIntermediateOutputPath=" + Path.Combine(_dir, "obj") + "/", "-v", "q", "-nologo"]);
+        var build = Dotnet(["build", Path.Combine(root, "examples", "EmbedApp", "EmbedApp.csproj"), $"-p:ModelDll={dll}", "-o", app, "-v", "q", "-nologo"]);
         Assert.True(build.ExitCode == 0, build.Out + build.Err);
         var run = Dotnet([Path.Combine(app, "EmbedApp.dll"), weights, .. Ids.Select(i => i.ToString())]);
         Assert.True(run.ExitCode == 0, run.Out + run.Err);
