@@ -34,6 +34,12 @@ internal static class CompileCommand
         {
             model, output, emit, weights, set, config, json, report,
         };
+        // A usage error (exit 2) like any other missing option: --out is required unless --report alone is asked for.
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(output) is null && !result.GetValue(report))
+                result.AddError("Option '--out' is required (or --report alone to print the fusion report).");
+        });
         command.SetAction(parse =>
         {
             var clock = Stopwatch.StartNew();

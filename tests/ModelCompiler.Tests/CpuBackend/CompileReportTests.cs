@@ -59,10 +59,10 @@ public sealed class CompileReportTests
     }
 
     [Fact]
-    public void CompileWithoutOutOrReportIsAUserError()
+    public void CompileWithoutOutOrReportIsAUsageError()
     {
         var r = CliRunner.Run("compile", CliRunner.Example("llama.arch"));
-        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(2, r.ExitCode);
         Assert.Contains("--out", r.Err);
     }
 }
