@@ -34,12 +34,16 @@ internal static class BenchCommand
         var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
         target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
         var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
+        var saveWeights = new Option<string?>("--save-weights")
+        {
+            Description = "write the seeded random weights (f32, checkpoint names) to this safetensors file and exit, for a peer (llama.cpp) to run the same model",
+        };
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, kernels, set, config, json,
+            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, kernels, saveWeights, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -68,23 +72,33 @@ internal static class BenchCommand
             if (paged && PagedKvCacheRewrite.Unsupported(graph) is { } why)
                 throw new McException($"{graph.Name} cannot use a paged KV cache ({why}); use --cache contiguous");
             if (paged) new PassManager(["paged-kv-cache"]).Run(graph);
+            int weightSeed = parse.GetValue(seed);
+            var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
+            if (parse.GetValue(saveWeights) is { } savePath)
+            {
+                var layout = sizes.Select(kv => (kv.Key, DType.F32, kv.Value.Shape.Select(d => d.Size).ToArray())).ToList();
+                SafetensorsWriter.Write(savePath, layout, name =>
+                {
+                    var values = SeededWeight(name, sizes[name], weightSeed);
+                    var bytes = new byte[checked(values.Length * sizeof(float))];
+                    System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(bytes);
+                    return bytes;
+                });
+                cli.Err.WriteLine($"wrote {layout.Count} seeded random weights (seed {weightSeed}) to {savePath}");
+                return McApp.Ok;
+            }
             var compileClock = Stopwatch.StartNew();
             using var device = cuda ? Backends.Cuda.GpuDevice.Open(simulate: targetName == "cuda-sim") : null;
             using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device);
             ICompiledModel compiled = cudaModel ?? CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
 
-            var random = new Random(parse.GetValue(seed));
-            var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
+            var random = new Random(weightSeed);
             long parameters = 0;
             compiled.LoadWeights(name =>
             {
-                var type = sizes[name];
-                long count = type.Shape.Aggregate(1L, (a, d) => a * d.Size);
-                parameters += count;
-                var data = new float[count];
-                if (type.DType.IsFloat())
-                    for (long i = 0; i < count; i++) data[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
+                var data = SeededWeight(name, sizes[name], weightSeed);
+                parameters += data.LongLength;
                 return data;
             });
 
@@ -97,15 +111,32 @@ internal static class BenchCommand
                 Workload(cli, (Runtime.Paged.IPagedCompiledModel)compiled, requests, Math.Max(b, 16), vocab, random, parse.GetValue(json));
                 return McApp.Ok;
             }
+            // Resident memory before the first forward (runtime, compiled code, packed weights) and its high-water mark
+            // after the last (Linux: VmRSS / VmHWM).
+            GC.Collect();
+            long residentBefore = Process.GetCurrentProcess().WorkingSet64;
             var ppRates = new List<double>();
             var tgRates = new List<double>();
             int launchesPerToken = 0;
+            using var profile = Runtime.Kernels.KernelProfiler.Begin();
             if (cudaModel is not null)
                 launchesPerToken = CudaRates(graph, cudaModel, p, g, r, vocab, random, ppRates, tgRates);
             else if (paged)
-                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates);
+                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates, profile);
             else
-                ContiguousRates(graph, compiled, p, g, r, vocab, random, ppRates, tgRates);
+                ContiguousRates(graph, compiled, p, g, r, vocab, random, ppRates, tgRates, profile);
+            profile.Phase = null;
+            // Per kernel kind and phase: time summed over the counted reps, and its share of the phase's wall time
+            // (the rest is the generated code between kernels, buffer management, and for tg the decode loop itself).
+            double ppSeconds = ppRates.Sum(rate => p / rate), tgSeconds = tgRates.Sum(rate => (double)b * g / rate);
+            var kernelTimes = profile.Totals().Select(k => new
+            {
+                phase = k.Phase,
+                kernel = k.Kernel,
+                calls = k.Calls,
+                total_ms = Math.Round(k.Seconds * 1e3, 3),
+                percent = Math.Round(100 * k.Seconds / (k.Phase == "pp" ? ppSeconds : tgSeconds), 2),
+            }).ToList();
 
             static double Median(List<double> v) { var s = v.Order().ToList(); return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
             static double Spread(List<double> v) => v.Count == 0 ? double.NaN : (v.Max() - v.Min()) / 2;
@@ -126,12 +157,15 @@ internal static class BenchCommand
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
                     ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
                     ["compile_seconds"] = Math.Round(compileSeconds, 3),
+                    ["isa"] = Runtime.Kernels.Gemm.BestIsa.ToString(),   // the GEMM's micro-kernels on this machine and runtime settings
+                    ["resident_bytes_before"] = residentBefore,
+                    ["peak_resident_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
                     ["target"] = targetName,
                     ["device"] = device?.Description,
                     ["launches_per_token"] = cuda ? launchesPerToken : null,
                     ["ms_per_token"] = g == 0 ? null : Math.Round(1000 / tg, 3),
                     ["dynamic_shared_limit"] = device is not null && !device.IsSimulated && parse.GetValue(kernels) ? Backends.Cuda.KernelBench.SharedMemoryLimit(device) : null,
-                    ["kernels"] = device is not null && parse.GetValue(kernels) ? (object)Backends.Cuda.KernelBench.Run(device) : Array.Empty<object>(),
+                    ["kernels"] = device is not null && parse.GetValue(kernels) ? (object)Backends.Cuda.KernelBench.Run(device) : kernelTimes,
                     // Per loaded kernel: what the PTX post-pass did, and whether local-memory traffic or mma.sync remain.
                     ["ptx"] = device?.Ptx.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => new
                     {
@@ -147,7 +181,13 @@ internal static class BenchCommand
                 cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
                 cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
                 if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | {tgName} | {F(tg)} ± {F(Spread(tgRates))} |");
-                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; {(paged ? "paged" : "contiguous")} KV cache{(b > 1 ? $", {b} sequences per decode step" : "")}; compiled in {compileSeconds:F1} s)");
+                cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; {(paged ? "paged" : "contiguous")} KV cache{(b > 1 ? $", {b} sequences per decode step" : "")}; compiled in {compileSeconds:F1} s; GEMM {Runtime.Kernels.Gemm.BestIsa})");
+                cli.Out.WriteLine();
+                cli.Out.WriteLine("| phase | kernel | calls | total ms | % of phase |");
+                cli.Out.WriteLine("| --- | --- | ---: | ---: | ---: |");
+                foreach (var k in kernelTimes)
+                    cli.Out.WriteLine(FormattableString.Invariant($"| {k.phase} | {k.kernel} | {k.calls} | {k.total_ms:F1} | {k.percent:F1} |"));
+                cli.Out.WriteLine($"(wall time per kernel kind summed over the {r} counted reps; the rest of each phase is code between kernels)");
             }
             return McApp.Ok;
             }
@@ -161,7 +201,7 @@ internal static class BenchCommand
     /// then <paramref name="g"/> steps that each decode one token of every sequence in one forward (tg: all their tokens).
     /// </summary>
     private static void PagedRates(Runtime.Paged.IPagedCompiledModel model, int p, int g, int reps, int batch, long vocab, Random random,
-        List<double> ppRates, List<double> tgRates)
+        List<double> ppRates, List<double> tgRates, Runtime.Kernels.KernelProfiler.Profile profile)
     {
         var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, batch * (p + g + 16)),
             maxTokensPerStep: Math.Max(p, batch), maxSequencesPerStep: batch);
@@ -175,12 +215,14 @@ internal static class BenchCommand
                 for (int s = 0; s < batch; s++)
                 {
                     var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
+                    profile.Phase = !warmUp && s == 0 ? "pp" : null;
                     var clock = Stopwatch.StartNew();
                     engine.Step(sequences.AsSpan(s, 1), [ids], logits.AsSpan(s * (int)vocab));
                     if (!warmUp && s == 0) ppRates.Add(p / clock.Elapsed.TotalSeconds);
                 }
                 if (g == 0) continue;
                 var feeds = Enumerable.Range(0, batch).Select(_ => (ReadOnlyMemory<long>)new long[1]).ToList();
+                profile.Phase = warmUp ? null : "tg";
                 var tgClock = Stopwatch.StartNew();
                 int steps = warmUp ? Math.Min(g, 4) : g;
                 for (int step = 0; step < steps; step++)
@@ -256,7 +298,7 @@ internal static class BenchCommand
 
     /// <summary>Per rep: one prefill of <paramref name="p"/> tokens, then <paramref name="g"/> steps feeding the presents back as pasts.</summary>
     private static void ContiguousRates(Graph graph, ICompiledModel compiled, int p, int g, int r, long vocab, Random random,
-        List<double> ppRates, List<double> tgRates)
+        List<double> ppRates, List<double> tgRates, Runtime.Kernels.KernelProfiler.Profile profile)
     {
         {
             var input = KvCacheRewrite.GeneratedInput(graph) ?? throw new McException($"{graph.Name}: no input_ids to feed");
@@ -273,10 +315,12 @@ internal static class BenchCommand
                 var feeds = pasts.ToDictionary(x => x.Attrs.Str("name"), x => HostTensor.FromFloats(
                     x.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], x.Type.DType), StringComparer.Ordinal);
                 feeds[inputName] = HostTensor.FromInts([1, p], ids);
+                profile.Phase = warmUp ? null : "pp";
                 var clock = Stopwatch.StartNew();
                 var results = compiled.Run(feeds);
                 if (!warmUp) ppRates.Add(p / clock.Elapsed.TotalSeconds);
                 if (g == 0) continue;
+                profile.Phase = warmUp ? null : "tg";
                 clock.Restart();
                 for (int step = 0; step < (warmUp ? Math.Min(g, 4) : g); step++)
                 {
@@ -293,5 +337,21 @@ internal static class BenchCommand
                 if (!warmUp) tgRates.Add(g / clock.Elapsed.TotalSeconds);
             }
         }
+    }
+
+    /// <summary>
+    /// A weight's seeded random values, uniform in ±0.05 (integer tensors zero): a function of (name, seed) only, so
+    /// <c>--save-weights</c> and the benchmark see the same numbers whatever order the weights are read in.
+    /// </summary>
+    internal static float[] SeededWeight(string name, TensorType type, int seed)
+    {
+        long count = type.Shape.Aggregate(1L, (a, d) => a * d.Size);
+        var data = new float[count];
+        if (!type.DType.IsFloat()) return data;
+        uint hash = 2166136261;   // FNV-1a: stable across runs and platforms, unlike string.GetHashCode
+        foreach (char c in name) hash = (hash ^ c) * 16777619;
+        var random = new Random(unchecked((int)hash ^ seed));
+        for (long i = 0; i < count; i++) data[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
+        return data;
     }
 }

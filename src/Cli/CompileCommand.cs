@@ -10,7 +10,7 @@ using ModelCompiler.Runtime;
 namespace ModelCompiler.Cli;
 
 /// <summary>
-/// <c>mc compile model.arch -o out/ [--emit cs]</c>: the model compiled for the CPU, without weights:
+/// <c>mc compile model.arch -o out/ [--emit cs] [--report]</c>: the model compiled for the CPU, without weights:
 /// out/&lt;Model&gt;.dll (a class implementing ModelCompiler.Runtime.ICompiledModel), out/&lt;Model&gt;.manifest.json
 /// (hyperparameters, inputs, outputs, weights, passes, kernel count) and, with --emit cs, the generated C#.
 /// </summary>
@@ -19,7 +19,11 @@ internal static class CompileCommand
     public static Command Create(CliContext cli)
     {
         var model = CommonOptions.Model();
-        var output = new Option<string>("--out", "-o") { Description = "the folder to write into (created if missing)", Required = true };
+        var output = new Option<string?>("--out", "-o") { Description = "the folder to write into (created if missing); required unless --report" };
+        var report = new Option<bool>("--report")
+        {
+            Description = "print which IR ops went into which kernel and, for each fusion pattern that did not fuse, why not (without --out: only the report, nothing compiled)",
+        };
         var emit = new Option<string[]>("--emit") { Description = "also write these: cs (the generated C# source)", AllowMultipleArgumentsPerToken = true };
         emit.AcceptOnlyFromAmong("cs");
         var weights = new Option<string?>("--weights") { Description = "a Hugging Face model folder whose config.json supplies hyperparameters (its weights are not read)" };
@@ -28,25 +32,40 @@ internal static class CompileCommand
         var json = CommonOptions.Json();
         var command = new Command("compile", "Compile a model for the CPU: a .dll implementing ICompiledModel, its manifest, and optionally the generated C#.")
         {
-            model, output, emit, weights, set, config, json,
+            model, output, emit, weights, set, config, json, report,
         };
+        // A usage error (exit 2) like any other missing option: --out is required unless --report alone is asked for.
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(output) is null && !result.GetValue(report))
+                result.AddError("Option '--out' is required (or --report alone to print the fusion report).");
+        });
         command.SetAction(parse =>
         {
             var clock = Stopwatch.StartNew();
-            var outDir = parse.GetValue(output)!;
-            if (File.Exists(outDir)) throw new McException($"--out {outDir}: is a file, not a folder");
+            var outDir = parse.GetValue(output);
+            bool wantReport = parse.GetValue(report);
+            if (outDir is null && !wantReport) throw new McException("mc compile needs --out <folder> (or --report alone to print the fusion report)");
+            if (outDir is not null && File.Exists(outDir)) throw new McException($"--out {outDir}: is a file, not a folder");
 
             Progress(cli, "loading the model");
             var loaded = CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), parse.GetValue(weights)), parse.GetValue(set));
             var graph = loaded.Graph;
             var frontendTime = clock.Elapsed;
             var passes = new PassManager(CpuBackend.Pipeline).Run(graph);
+            var fusion = wantReport ? FusionReport.Build(graph) : null;
+            if (outDir is null)
+            {
+                cli.Out.Write(parse.GetValue(json) ? JsonSerializer.Serialize(new { model = graph.Name, report = fusion }, SnakeCase) + "\n" : $"{graph.Name}: {fusion!.Format()}");
+                return McApp.Ok;
+            }
 
             Progress(cli, $"generating C# for {graph.Nodes.Count} nodes and compiling it");
             var artifact = CpuBackend.Compile(graph);
             var generated = artifact.Generated;
 
             Directory.CreateDirectory(outDir);
+            Progress(cli, $"writing {outDir}");
             var written = new List<string>();
             string Write(string suffix, byte[] bytes)
             {
@@ -68,6 +87,7 @@ internal static class CompileCommand
                     nodes = graph.Nodes.Count,
                     kernel_calls = generated.KernelCalls,
                     prepared_at_load = generated.PreparedAtLoad,
+                    report = fusion,
                     seconds = new
                     {
                         frontend = Math.Round(frontendTime.TotalSeconds, 3),
@@ -75,11 +95,12 @@ internal static class CompileCommand
                         roslyn = Math.Round(artifact.CompileTime.TotalSeconds, 3),
                         total = Math.Round(clock.Elapsed.TotalSeconds, 3),
                     },
-                }));
+                }, SnakeCase));
             else
                 cli.Out.WriteLine($"{graph.Name}: wrote {string.Join(", ", written)} ({generated.TypeName}, {graph.Nodes.Count} nodes, " +
                     $"{generated.KernelCalls} kernel calls per forward; frontend {frontendTime.TotalSeconds:F2} s, emit {artifact.EmitTime.TotalSeconds:F2} s, " +
                     $"roslyn {artifact.CompileTime.TotalSeconds:F2} s, total {clock.Elapsed.TotalSeconds:F2} s)");
+            if (fusion is not null && !parse.GetValue(json)) cli.Out.Write(fusion.Format());
             return McApp.Ok;
         });
         return command;
@@ -122,6 +143,8 @@ internal static class CompileCommand
             ["prepared_at_load"] = g.PreparedAtLoad,
         };
     }
+
+    private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>A progress line on stderr, only for a person at a terminal (never in scripts or tests).</summary>
     private static void Progress(CliContext cli, string message)

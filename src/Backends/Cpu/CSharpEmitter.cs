@@ -315,8 +315,7 @@ public sealed partial class CSharpEmitter
             {
                 g = group[operand];
                 code.Add($"{Storage(n)}[] {v} = {Ref(operand)};  // in place: %{_index[operand]} dies here");
-                _kernelCalls++;
-                code.AddRange(Compute(n, v));
+                code.AddRange(Timed(n, Compute(n, v)));
             }
             else
             {
@@ -325,8 +324,7 @@ public sealed partial class CSharpEmitter
                 code.Add(pooled
                     ? $"{Storage(n)}[] {v} = pool.Rent({CountExpr(n.Type)});"
                     : $"{Storage(n)}[] {v} = new {Storage(n)}[{CountExpr(n.Type)}];");
-                _kernelCalls++;
-                code.AddRange(Compute(n, v));
+                code.AddRange(Timed(n, Compute(n, v)));
             }
             group[n] = g;
             g.LastUse = Math.Max(g.LastUse, lastUse[n]);
@@ -358,6 +356,38 @@ public sealed partial class CSharpEmitter
         }
         lines.Add("};");
         return lines;
+    }
+
+    /// <summary>
+    /// One kernel call of Run, bracketed by <see cref="Runtime.Kernels.KernelProfiler"/> (a static read when no profile
+    /// is active) under its <see cref="KernelLabel"/>.
+    /// </summary>
+    private IEnumerable<string> Timed(Node n, IEnumerable<string> call)
+    {
+        _kernelCalls++;
+        var tick = $"tick{_index[n]}";
+        return [$"long {tick} = KernelProfiler.Start();", .. call, $"KernelProfiler.Stop({Literal(KernelLabel(n))}, {tick});"];
+    }
+
+    /// <summary>
+    /// The kernel kind a call is timed under: the op, and for a fused linear what it fused
+    /// (<c>fused_linear[rms_norm+gemm+silu*gate]</c>). Built from op and attribute keywords only, never from names in the model.
+    /// </summary>
+    internal static string KernelLabel(Node n)
+    {
+        if (n.Op != OpKind.FusedLinear) return n.Op.Mnemonic();
+        var a = n.Attrs;
+        var parts = new List<string>();
+        if (a.Str("prologue", "none") is var pro && pro != "none") parts.Add(pro);
+        string gemm = "gemm";
+        if (a.Bool("bias", false)) gemm += "+bias";
+        if (a.Str("activation", "none") is var act && act != "none") gemm += "+" + act;
+        if (a.Bool("gate", false)) gemm += "*gate";
+        if (a.Bool("residual", false)) gemm += "+residual";
+        parts.Add(gemm);
+        var label = $"{n.Op.Mnemonic()}[{string.Join("+", parts)}]";
+        // Keywords come from the IR's fixed vocabulary; anything else would not be a safe literal to label with.
+        return label.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '[' or ']' or '+' or '*') ? label : n.Op.Mnemonic();
     }
 
     /// <summary>An operand of an elementwise op that has the result's shape and whose pooled buffer dies at this node.</summary>

@@ -27,7 +27,7 @@ public static class SafetensorsWriter
                 throw new McException($"{path}: duplicate tensor {SafetensorsErrors.Quote(sorted[i].Name)}");
         }
 
-        byte[] header = BuildHeader(sorted, metadata);
+        byte[] header = BuildHeader(sorted.Select(t => (t.Name, t.DType, t.Shape, (long)t.Data.Length)).ToList(), metadata);
         int padding = (HeaderAlignment - header.Length % HeaderAlignment) % HeaderAlignment;
 
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
@@ -39,7 +39,36 @@ public static class SafetensorsWriter
         foreach (var tensor in sorted) stream.Write(tensor.Data);
     }
 
-    private static byte[] BuildHeader(List<TensorData> sorted, IReadOnlyDictionary<string, string>? metadata)
+    /// <summary>
+    /// Writes tensors whose bytes are produced one at a time by <paramref name="data"/> (called once per name, in
+    /// name order, after the header is written), so a checkpoint larger than memory can be written.
+    /// </summary>
+    public static void Write(string path, IReadOnlyList<(string Name, DType DType, long[] Shape)> layout, Func<string, byte[]> data)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(data);
+        var sorted = layout.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        for (int i = 1; i < sorted.Count; i++)
+            if (sorted[i].Name == sorted[i - 1].Name)
+                throw new McException($"{path}: duplicate tensor {SafetensorsErrors.Quote(sorted[i].Name)}");
+        byte[] header = BuildHeader(sorted.Select(t => (t.Name, t.DType, t.Shape, checked(SafetensorsDTypes.ElementCount(t.Shape) * t.DType.SizeInBytes()))).ToList(), null);
+        int padding = (HeaderAlignment - header.Length % HeaderAlignment) % HeaderAlignment;
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
+        Span<byte> lengthPrefix = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(lengthPrefix, (ulong)(header.Length + padding));
+        stream.Write(lengthPrefix);
+        stream.Write(header);
+        for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
+        foreach (var tensor in sorted)
+        {
+            var bytes = data(tensor.Name);
+            new TensorData(tensor.Name, tensor.DType, tensor.Shape, bytes).Validate();
+            stream.Write(bytes);
+        }
+    }
+
+    private static byte[] BuildHeader(List<(string Name, DType DType, long[] Shape, long Length)> sorted, IReadOnlyDictionary<string, string>? metadata)
     {
         using var buffer = new MemoryStream();
         // Relaxed escaping keeps non-ASCII names readable; the output is still strict JSON.
@@ -64,10 +93,10 @@ public static class SafetensorsWriter
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + tensor.Data.Length);
+                json.WriteNumberValue(offset + tensor.Length);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += tensor.Data.Length;
+                offset += tensor.Length;
             }
             json.WriteEndObject();
         }

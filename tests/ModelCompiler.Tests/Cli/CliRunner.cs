@@ -17,16 +17,22 @@ public static class CliRunner
     }
 
     /// <summary>Starts the built mc.dll with `dotnet`, as a user's shell would.</summary>
-    public static Result RunProcess(params string[] args)
+    public static Result RunProcess(params string[] args) => RunProcessWith(new Dictionary<string, string>(), args);
+
+    /// <summary><see cref="RunProcess"/> with extra environment variables (e.g. DOTNET_EnableAVX512F=0).</summary>
+    public static Result RunProcessWith(IReadOnlyDictionary<string, string> environment, params string[] args) => RunProcessWith(environment, 120, args);
+
+    public static Result RunProcessWith(IReadOnlyDictionary<string, string> environment, int timeoutSeconds, params string[] args)
     {
         var mc = Path.Combine(AppContext.BaseDirectory, "mc.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
+        foreach (var (key, value) in environment) start.Environment[key] = value;
         start.ArgumentList.Add(mc);
         foreach (var a in args) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
         var outTask = process.StandardOutput.ReadToEndAsync();
         var errTask = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(120_000)) { process.Kill(); throw new TimeoutException("mc did not finish in 120 s"); }
+        if (!process.WaitForExit(timeoutSeconds * 1000)) { process.Kill(); throw new TimeoutException($"mc did not finish in {timeoutSeconds} s"); }
         return new Result(process.ExitCode, outTask.Result, errTask.Result);
     }
 

@@ -16,7 +16,17 @@ public sealed class BenchCommandTests
         using var json = JsonDocument.Parse(r.Out);
         Assert.True(json.RootElement.GetProperty("pp_tokens_per_s").GetDouble() > 0);
         Assert.True(json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
-        Assert.Equal(JsonValueKind.Array, json.RootElement.GetProperty("kernels").ValueKind);
+        var kernels = json.RootElement.GetProperty("kernels").EnumerateArray().ToList();
+        // Per-kernel times for both phases: the attention and the fused GEMMs are among them, every call counted.
+        foreach (var phase in new[] { "pp", "tg" })
+        {
+            var own = kernels.Where(k => k.GetProperty("phase").GetString() == phase).ToList();
+            Assert.Contains(own, k => k.GetProperty("kernel").GetString() == "attention" && k.GetProperty("calls").GetInt64() == 2 * (phase == "pp" ? 1 : 4));
+            Assert.Contains(own, k => k.GetProperty("kernel").GetString()!.StartsWith("fused_linear[", StringComparison.Ordinal));
+            Assert.All(own, k => Assert.True(k.GetProperty("total_ms").GetDouble() >= 0));
+            // At this size most of a phase is the code around the kernels, so only the bounds are sure.
+            Assert.InRange(own.Sum(k => k.GetProperty("percent").GetDouble()), 1e-6, 100.5);
+        }
         Assert.Equal(8, json.RootElement.GetProperty("prompt").GetInt32());
         Assert.Equal(1, json.RootElement.GetProperty("threads").GetInt32());
         Assert.Equal(0, ModelCompiler.Runtime.Kernels.KernelThreading.MaxThreads);   // restored
@@ -29,6 +39,28 @@ public sealed class BenchCommandTests
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("| pp4 |", r.Out);
         Assert.Contains("| tg2 |", r.Out);
+        Assert.Contains("| pp | attention | 1 |", r.Out);
+    }
+
+    [Fact]
+    public void SavedWeightsAreTheSeededOnesEveryTime()
+    {
+        string a = CliRunner.TempFile("a.safetensors"), b = CliRunner.TempFile("b.safetensors"), c = CliRunner.TempFile("c.safetensors");
+        try
+        {
+            foreach (var (path, seed) in new[] { (a, "0"), (b, "0"), (c, "1") })
+                Assert.Equal(0, CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--seed", seed, "--save-weights", path]).ExitCode);
+            Assert.Equal(File.ReadAllBytes(a), File.ReadAllBytes(b));
+            Assert.NotEqual(File.ReadAllBytes(a), File.ReadAllBytes(c));
+            using var store = ModelCompiler.Runtime.WeightStore.Open(a);
+            Assert.Contains("model.layers.0.self_attn.q_proj.weight", store.Names);
+            Assert.Contains("lm_head.weight", store.Names);
+            var q = store.ReadFloat64("model.layers.0.self_attn.q_proj.weight");
+            Assert.Equal(64 * 64, q.Length);
+            Assert.All(q, v => Assert.InRange(v, -0.05, 0.05));
+            Assert.True(q.Distinct().Count() > 4000);
+        }
+        finally { File.Delete(a); File.Delete(b); File.Delete(c); }
     }
 
     [Fact]
