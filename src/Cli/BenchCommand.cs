@@ -18,6 +18,16 @@ namespace ModelCompiler.Cli;
 /// </summary>
 internal static class BenchCommand
 {
+    /// <summary>Uniform in ±0.05 for float tensors, zeros for integer ones.</summary>
+    private static float[] RandomWeight(Random random, TensorType type)
+    {
+        long count = type.Shape.Aggregate(1L, (a, d) => a * d.Size);
+        var data = new float[count];
+        if (type.DType.IsFloat())
+            for (long i = 0; i < count; i++) data[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
+        return data;
+    }
+
     public static Command Create(CliContext cli)
     {
         var model = CommonOptions.Model();
@@ -29,9 +39,12 @@ internal static class BenchCommand
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
+        var quantize = new Option<string?>("--quantize") { Description = "compress the random weights first: int8, int4 or w8a8 (round to nearest; as mc quantize does)" };
+        quantize.AcceptOnlyFromAmong("int8", "int4", "w8a8");
+        var groupSize = new Option<int?>("--group-size") { Description = "weights per scale with --quantize (default: per output channel for int8/w8a8, 64 for int4)" };
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, set, config, json,
+            model, prompt, gen, reps, threads, seed, set, config, json, quantize, groupSize,
         };
         command.SetAction(parse =>
         {
@@ -48,12 +61,21 @@ internal static class BenchCommand
             try
             {
             var graph = loaded.Graph;
+            var random = new Random(parse.GetValue(seed));
+            Func<string, float[]>? quantizedWeights = null;
+            if (parse.GetValue(quantize) is { } scheme)
+            {
+                // The random weights must exist before they can be quantized; the compiled model then loads the compressed ones.
+                var dense = new Dictionary<string, float[]>(StringComparer.Ordinal);
+                float[] Dense(string name) => dense.TryGetValue(name, out var d) ? d : dense[name] = RandomWeight(random, graph.Weights.First(w => w.Attrs.Str("name") == name).Type);
+                var context = Backends.Quantization.ModelQuantizer.Apply(graph, new Backends.Quantization.QuantizeRequest(scheme, parse.GetValue(groupSize)), Dense, null);
+                quantizedWeights = Backends.Quantization.QuantizedWeights.Floats(context.Weights, Dense);
+            }
             new PassManager(CpuBackend.CachedPipeline).Run(graph);
             var compileClock = Stopwatch.StartNew();
             var compiled = CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
 
-            var random = new Random(parse.GetValue(seed));
             var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
             long parameters = 0;
             compiled.LoadWeights(name =>
@@ -61,10 +83,7 @@ internal static class BenchCommand
                 var type = sizes[name];
                 long count = type.Shape.Aggregate(1L, (a, d) => a * d.Size);
                 parameters += count;
-                var data = new float[count];
-                if (type.DType.IsFloat())
-                    for (long i = 0; i < count; i++) data[i] = (float)((random.NextDouble() * 2 - 1) * 0.05);
-                return data;
+                return quantizedWeights?.Invoke(name) ?? RandomWeight(random, type);
             });
 
             var input = KvCacheRewrite.GeneratedInput(graph) ?? throw new McException($"{graph.Name}: no input_ids to feed");

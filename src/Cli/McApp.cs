@@ -26,6 +26,7 @@ public static class McApp
         root.Add(GraphCommand.Create(context));
         root.Add(PassesCommand.Create(context));
         root.Add(TokenizeCommand.Create(context));
+        root.Add(QuantizeCommand.Create(context));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

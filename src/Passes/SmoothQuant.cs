@@ -34,7 +34,8 @@ public sealed class SmoothQuant(QuantizationContext context) : IPass
         var smoothing = new Dictionary<string, float[]>(StringComparer.Ordinal);
         foreach (var norm in graph.Nodes.Where(n => n.Op is OpKind.RmsNorm or OpKind.LayerNorm).ToList())
         {
-            var readers = users[norm];
+            // positions reads only its operand's shape, which smoothing does not change.
+            var readers = users[norm].Where(u => u.Op != OpKind.Positions).ToList();
             if (readers.Count == 0 || !readers.All(candidates.Contains) || readers.Any(r => r.Input(0) != norm || r.Input(1) == norm)) continue;
             if (graph.Outputs.Any(o => o.Value == norm)) continue;
             var parameters = norm.Inputs.Skip(1).ToList();

@@ -250,25 +250,102 @@ public static unsafe class QuantizedGemm
         return total;
     }
 
-    // ---- weight-only, prefill: one expanded weight row reused for every row of X ----
+    // ---- weight-only, prefill: expanded weight rows reused for every row of X ----
+
+    private const int ExpandedRows = 4;
 
     private static void RowsExpanded(float[] x, int m, QuantizedWeight w, float[]? bias, float[] y, int n0, int n1, QuantIsa isa)
     {
         int k = w.K;
-        var wrow = ArrayPool<float>.Shared.Rent(k);
+        var rows = ArrayPool<float>.Shared.Rent(ExpandedRows * k);
         try
         {
-            fixed (float* xp = x, wp = wrow)
-                for (int row = n0; row < n1; row++)
+            fixed (float* xp = x, wp = rows)
+                for (int row = n0; row < n1; row += ExpandedRows)
                 {
-                    for (int i = 0; i < k; i++) wrow[i] = w[row, i];
-                    float b = bias is null ? 0 : bias[row];
-                    for (int r = 0; r < m; r++) y[r * w.N + row] = DotF32(xp + r * k, wp, k, isa) + b;
+                    int count = Math.Min(ExpandedRows, n1 - row);
+                    for (int j = 0; j < count; j++) Expand(w, row + j, rows.AsSpan(j * k, k));
+                    for (int r = 0; r < m; r++)
+                    {
+                        float* xr = xp + r * k;
+                        if (count == ExpandedRows)
+                        {
+                            Dot4(xr, wp, k, isa, out var d0, out var d1, out var d2, out var d3);
+                            y[r * w.N + row] = d0 + (bias?[row] ?? 0);
+                            y[r * w.N + row + 1] = d1 + (bias?[row + 1] ?? 0);
+                            y[r * w.N + row + 2] = d2 + (bias?[row + 2] ?? 0);
+                            y[r * w.N + row + 3] = d3 + (bias?[row + 3] ?? 0);
+                        }
+                        else
+                            for (int j = 0; j < count; j++) y[r * w.N + row + j] = DotF32(xr, wp + j * k, k, isa) + (bias?[row + j] ?? 0);
+                    }
                 }
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(wrow);
+            ArrayPool<float>.Shared.Return(rows);
+        }
+    }
+
+    /// <summary>One weight row dequantized into <paramref name="dst"/>.</summary>
+    private static void Expand(QuantizedWeight w, int row, Span<float> dst)
+    {
+        int k = w.K, g = w.GroupSize, groups = w.Groups;
+        if (w.Scheme != QuantScheme.Int4)
+        {
+            var q = w.Int8Codes.AsSpan(row * k, k);
+            for (int i = 0; i < k; i++) dst[i] = w.Scales[row * groups + i / g] * q[i];
+            return;
+        }
+        var packed = w.Int4Codes.AsSpan(row * (k / 2), k / 2);
+        for (int block = 0; block < k / 32; block++)
+        {
+            int gi = row * groups + block * 32 / g;
+            float s = w.Scales[gi];
+            int z = w.Zeros![gi];
+            for (int j = 0; j < 16; j++)
+            {
+                byte b = packed[block * 16 + j];
+                dst[block * 32 + j] = s * ((b & 0x0F) - z);
+                dst[block * 32 + 16 + j] = s * ((b >> 4) - z);
+            }
+        }
+    }
+
+    /// <summary>Four dot products of one x row with four consecutive expanded weight rows (x loaded once).</summary>
+    private static void Dot4(float* x, float* w, int k, QuantIsa isa, out float d0, out float d1, out float d2, out float d3)
+    {
+        int i = 0;
+        d0 = d1 = d2 = d3 = 0;
+        if (isa == QuantIsa.Vector512)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i + 16 <= k; i += 16)
+            {
+                var xv = Vector512.Load(x + i);
+                a0 = Avx512F.FusedMultiplyAdd(xv, Vector512.Load(w + i), a0);
+                a1 = Avx512F.FusedMultiplyAdd(xv, Vector512.Load(w + k + i), a1);
+                a2 = Avx512F.FusedMultiplyAdd(xv, Vector512.Load(w + 2 * k + i), a2);
+                a3 = Avx512F.FusedMultiplyAdd(xv, Vector512.Load(w + 3 * k + i), a3);
+            }
+            d0 = Vector512.Sum(a0); d1 = Vector512.Sum(a1); d2 = Vector512.Sum(a2); d3 = Vector512.Sum(a3);
+        }
+        else if (isa != QuantIsa.Scalar && Fma.IsSupported)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i + 8 <= k; i += 8)
+            {
+                var xv = Vector256.Load(x + i);
+                a0 = Fma.MultiplyAdd(xv, Vector256.Load(w + i), a0);
+                a1 = Fma.MultiplyAdd(xv, Vector256.Load(w + k + i), a1);
+                a2 = Fma.MultiplyAdd(xv, Vector256.Load(w + 2 * k + i), a2);
+                a3 = Fma.MultiplyAdd(xv, Vector256.Load(w + 3 * k + i), a3);
+            }
+            d0 = Vector256.Sum(a0); d1 = Vector256.Sum(a1); d2 = Vector256.Sum(a2); d3 = Vector256.Sum(a3);
+        }
+        for (; i < k; i++)
+        {
+            d0 += x[i] * w[i]; d1 += x[i] * w[k + i]; d2 += x[i] * w[2 * k + i]; d3 += x[i] * w[3 * k + i];
         }
     }
 
@@ -321,6 +398,14 @@ public static unsafe class QuantizedGemm
                     acc *= xs[r];
                     y[r * w.N + row] = bias is null ? acc : acc + bias[row];
                 }
+    }
+
+    /// <summary>Σ a[i]·b[i] (for <see cref="QuantIsa.Vnni"/>: a holds the codes +128 as unsigned bytes; see the pointer overload).</summary>
+    public static int DotI8(ReadOnlySpan<sbyte> a, ReadOnlySpan<sbyte> b, QuantIsa isa)
+    {
+        if (a.Length != b.Length) throw new ArgumentException("operands differ in length");
+        if (!IsSupported(isa)) throw new PlatformNotSupportedException($"{isa} is not supported on this machine");
+        fixed (sbyte* pa = a, pb = b) return DotI8(pa, pb, a.Length, isa == QuantIsa.Auto ? BestIntegerIsa : isa);
     }
 
     /// <summary>
