@@ -15,7 +15,8 @@ static class Work
         string method = c.Descriptor.WorkloadMethod.Name;
         if (method.EndsWith("Fma"))
             return (int)Param(c, "Threads")! * FmaPeak.Flops(method.StartsWith("Vector512") ? 16 : 8, FmaPeakBenchmarks.Iterations);
-        var (m, k, n) = Shapes.Parse((string)Param(c, "Shape")!);
+        if (Param(c, "Shape") is not string shape) return double.NaN;
+        var (m, k, n) = Shapes.Parse(shape);
         return 2.0 * m * k * n;
     }
 
@@ -69,6 +70,8 @@ static class Columns
         new DerivedColumn("GFLOP/s", "Median: 1e9 floating-point operations per second (a multiply-add is 2)", (c, ns) => Work.Flops(c) / ns, "F1"),
         new DerivedColumn("% peak", "Median GFLOP/s over the FMA peak measured at start-up at the same thread count",
             (c, ns) => Peak.TryGetValue(Work.ThreadCount(c), out var p) && !c.Descriptor.WorkloadMethod.Name.EndsWith("Fma") ? 100 * Work.Flops(c) / ns / p : double.NaN, "F1"),
+        new DerivedColumn("MB/s", "Median: input text megabytes (UTF-8) encoded per second (tokenizer benchmarks only)",
+            (c, ns) => c.Descriptor.Type == typeof(TokenizerBenchmarks) ? TokenizerBenchmarks.TextBytes / ns * 1e3 : double.NaN, "F2"),
         new DerivedColumn("Weight GB/s", "Median: packed weight bytes streamed per second (M = 1 only)", (c, ns) => Work.WeightBytes(c) / ns, "F1"),
     ];
 }

@@ -21,6 +21,20 @@ internal static class CommonOptions
         Description = "a Hugging Face config.json supplying hyperparameters (a --weights folder's config.json is used by default)",
     };
 
+    public static Option<int> TensorParallel()
+    {
+        var option = new Option<int>("--tp")
+        {
+            Description = "tensor parallelism: shard the model over N ranks (threads of this process on the interpreter and cpu targets); N must divide the query heads and FFN widths",
+            DefaultValueFactory = _ => 1,
+        };
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1) r.AddError($"--tp {r.GetValueOrDefault<int>()}: expected a number of ranks >= 1");
+        });
+        return option;
+    }
+
     public static Option<bool> Json() => new("--json") { Description = "print one JSON object instead of text" };
 
     public static Dictionary<string, string> ParseSets(string[]? sets)

@@ -31,9 +31,10 @@ internal static class EvalCommand
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
+        var tp = CommonOptions.TensorParallel();
         var command = new Command("eval", "Run a model on inputs from a safetensors file and write its logits (and greedy tokens).")
         {
-            model, weights, inputs, output, generate, target, precision, set, config, json,
+            model, weights, inputs, output, generate, target, precision, set, config, json, tp,
         };
         command.SetAction(parse =>
         {
@@ -57,7 +58,12 @@ internal static class EvalCommand
 
             var inputPath = parse.GetValue(inputs)!;
             var feeds = ReadInputs(graph, inputPath);
-            var runner = EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
+            int ranks = parse.GetValue(tp);
+            var runner = ranks == 1
+                ? EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32)
+                : new TensorParallelEvalTarget(targetName, TensorParallel.ShardGraphs(
+                    () => CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph, ranks),
+                    store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
             var results = runner.Run(feeds);
 
             var written = new List<TensorData>();
@@ -68,7 +74,7 @@ internal static class EvalCommand
             if (steps > 0)
             {
                 // The cpu target decodes decoder-only models through the KV cache: the graph again, rewritten by kv-cache, compiled.
-                bool cached = targetName == EvalTargets.Cpu && !feeds.ContainsKey("decoder_input_ids");
+                bool cached = targetName == EvalTargets.Cpu && !feeds.ContainsKey("decoder_input_ids") && ranks == 1;
                 greedy = WithProgress(cli, steps, runner.Name, progress => cached
                     ? CpuEvalTarget.GenerateCached(
                         CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph,

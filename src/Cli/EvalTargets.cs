@@ -85,12 +85,52 @@ internal sealed class CpuEvalTarget : IEvalTarget
         return new CompiledCachedDecoder(freshGraph, model).Generate(row0, steps, GreedyDecoder.EosIds(freshGraph), progress: progress);
     }
 
-    public IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null)
-    {
-        var feeds = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.IsFloat
+    /// <summary>Interpreter tensors as the compiled models' host tensors.</summary>
+    public static Dictionary<string, HostTensor> ToHost(IReadOnlyDictionary<string, RefTensor> inputs) =>
+        inputs.ToDictionary(kv => kv.Key, kv => kv.Value.IsFloat
             ? HostTensor.FromFloats(kv.Value.Shape, kv.Value.ToFloat32(), kv.Value.DType)
             : HostTensor.FromInts(kv.Value.Shape, kv.Value.I!, kv.Value.DType), StringComparer.Ordinal);
+
+    public IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null)
+    {
+        var feeds = ToHost(inputs);
         return _model.Run(feeds, cachedPrefixLength).ToDictionary(
             kv => kv.Key, kv => (kv.Value.Shape, kv.Value.Floats ?? Array.ConvertAll(kv.Value.Ints!, v => (float)v)), StringComparer.Ordinal);
     }
+}
+
+/// <summary>
+/// <c>--tp N</c>: the model sharded by the tensor-parallel pass, one rank per thread of this process, talking through
+/// the in-process communicator, on the interpreter or the cpu target. Rank 0's outputs (all ranks agree).
+/// </summary>
+internal sealed class TensorParallelEvalTarget : IEvalTarget
+{
+    private readonly Func<IReadOnlyDictionary<string, RefTensor>, long?, IReadOnlyDictionary<string, (long[] Shape, float[] Data)>> _run;
+
+    public TensorParallelEvalTarget(string target, IReadOnlyList<Graph> rankGraphs, WeightStore store, Precision precision)
+    {
+        Name = $"{target} --tp {rankGraphs.Count}";
+        if (target == EvalTargets.Cpu)   // CpuGroup runs the cpu target's passes on each rank
+        {
+            var cache = Environment.GetEnvironmentVariable("MC_CPU_CACHE");
+            var group = new TensorParallel.CpuGroup(rankGraphs, store, string.IsNullOrEmpty(cache) ? null : cache);
+            _run = (inputs, prefix) => group.Run(CpuEvalTarget.ToHost(inputs), prefix).ToDictionary(
+                kv => kv.Key, kv => (kv.Value.Shape, kv.Value.Floats ?? Array.ConvertAll(kv.Value.Ints!, v => (float)v)), StringComparer.Ordinal);
+        }
+        else
+        {
+            foreach (var g in rankGraphs) new Passes.PassManager(EvalTargets.Pipeline(target)).Run(g);
+            var load = WeightBinding.Loader(store);
+            var cache = new System.Collections.Concurrent.ConcurrentDictionary<string, RefTensor>(StringComparer.Ordinal);
+            RefTensor Weight(string name, TensorType type) => cache.GetOrAdd(name, n => load(n, type));
+            _run = (inputs, prefix) => TensorParallel.RunRanks(rankGraphs.Count, (rank, comm) =>
+                    new Interpreter(rankGraphs[rank], precision, comm).Run(inputs, Weight, cachedPrefixLength: prefix))[0]
+                .ToDictionary(kv => kv.Key, kv => (kv.Value.Shape, kv.Value.ToFloat32()), StringComparer.Ordinal);
+        }
+    }
+
+    public string Name { get; }
+
+    public IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Run(IReadOnlyDictionary<string, RefTensor> inputs, long? cachedPrefixLength = null) =>
+        _run(inputs, cachedPrefixLength);
 }

@@ -26,6 +26,8 @@ public static class McApp
         root.Add(GraphCommand.Create(context));
         root.Add(PassesCommand.Create(context));
         root.Add(TokenizeCommand.Create(context));
+        root.Add(RunCommand.Create(context));
+        root.Add(PerplexityCommand.Create(context));
         root.Add(QuantizeCommand.Create(context));
 
         var parse = root.Parse(args);

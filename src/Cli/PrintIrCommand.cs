@@ -19,14 +19,25 @@ internal static class PrintIrCommand
         var timePasses = new Option<bool>("--time-passes") { Description = "report each pass's time" };
         var raw = new Option<bool>("--no-passes") { Description = "print the IR exactly as elaborated, before any pass" };
         var passes = new Option<string?>("--passes") { Description = "the pipeline to run, comma-separated (default: the interpreter's; see mc passes), e.g. dead-code-elimination,kv-cache" };
+        var tp = CommonOptions.TensorParallel();
+        var rank = new Option<int>("--rank") { Description = "with --tp N: which rank's program to print (0..N-1; default 0)" };
         var command = new Command("print-ir", "Print a model's dataflow IR (after the interpreter pipeline) in its stable text form.")
         {
-            model, set, config, weights, locations, printAfter, disable, timePasses, raw, passes,
+            model, set, config, weights, locations, printAfter, disable, timePasses, raw, passes, tp, rank,
         };
         command.SetAction(parse =>
         {
             var loaded = CommonOptions.Load(parse.GetValue(model)!,
                 CommonOptions.ResolveConfig(parse.GetValue(config), parse.GetValue(weights)), parse.GetValue(set));
+            int ranks = parse.GetValue(tp), which = parse.GetValue(rank);
+            if (which < 0 || which >= ranks) throw new Runtime.McException($"--rank {which}: expected 0..{ranks - 1} for --tp {ranks}");
+            if (ranks > 1)
+            {
+                // One rank's program: cleanup, then the tensor-parallel pass (its collectives show in the IR), then the pipeline.
+                new PassManager(PassManager.CleanupPipeline).Run(loaded.Graph);
+                TensorParallelShard.CheckDivisible(loaded.Graph, ranks);
+                new PassManager(new IPass[] { new TensorParallelShard(ranks, which) }).Run(loaded.Graph);
+            }
             if (!parse.GetValue(raw))
             {
                 var pipeline = parse.GetValue(passes) is { } list ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : PassManager.InterpreterPipeline;

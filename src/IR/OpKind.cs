@@ -46,7 +46,7 @@ public enum OpKind
     Cast,           // to the result type's dtype
 
     // Transformer building blocks
-    Embedding,      // ids[...] (integer), table[V, D] -> [..., D]
+    Embedding,      // ids[...] (integer), table[V, D] -> [..., D]; with attrs offset and vocab (a vocab-parallel shard of a vocab-row table): rows are ids offset..offset+V-1, other ids in 0..vocab-1 give zeros
     Positions,      // x (, past): positions offset..offset+n-1 along x's axis, offset = attr offset + past.shape[axis] when a past is given; attrs axis, offset -> i64[n]
     CacheAppend,    // past[B, P, ...], new[B, S, ...] -> [B, P+S, ...] along attr axis (1); the result's length is the symbol named by attr length (a KV cache grows)
     SinusoidalPositions, // pos i64[S] -> f32[S, dim]; attrs dim, base, interleaved
@@ -59,6 +59,10 @@ public enum OpKind
     // Position schemes of the literature variants (examples/variants)
     Xpos,           // x[B, S, H, D], pos i64[S] -> [B, S, H, D]: RoPE at pos times ζ_i^(±pos/scale_base), ζ_i = (2i + 0.4·D)/(1.4·D) for pair i (Sun et al. 2022); attrs theta, scale_base, downscale (− sign, for keys), interleaved
     RelativeScores, // x[B, S, H, D], table[L, H, D], qpos i64[S], kpos i64[T] -> [B, H, S, T]: Σ_d x[b,i,h,d]·table[qpos_i − kpos_j, h, d]; 0 where the distance is outside 0..L−1 (Transformer-XL's position terms)
+
+    // Collectives of a tensor-parallel rank (made by the tensor-parallel pass; every rank runs the same ops in the same order)
+    AllReduce,      // x -> x summed over the attr ranks ranks of the group
+    AllGather,      // x[..., n, ...] -> [..., ranks·n, ...]: every rank's x concatenated in rank order along attr axis; attrs axis, ranks
 }
 
 /// <summary>What a pass or backend may assume about an op, in one table.</summary>

@@ -163,10 +163,26 @@ public static class ShapeInference
                 return ins[0].WithShape(ins[0].Shape.SetItem(axis, total));
             }
 
+            case OpKind.AllReduce:
+                Arity(op, ins, 1);
+                if (attrs.Int("ranks") < 1) throw new ShapeError($"all_reduce needs ranks >= 1, got {attrs.Int("ranks")}");
+                return ins[0];
+            case OpKind.AllGather:
+            {
+                Arity(op, ins, 1);
+                long ranks = attrs.Int("ranks");
+                if (ranks < 1) throw new ShapeError($"all_gather needs ranks >= 1, got {ranks}");
+                int axis = Axis(op, ins[0], attrs.Int("axis"));
+                var d = ins[0].Shape[axis];
+                if (!d.IsKnown) throw new ShapeError($"all_gather along symbolic axis {axis} of {ins[0]}");
+                return ins[0].WithShape(ins[0].Shape.SetItem(axis, checked(d.Size * ranks)));
+            }
             case OpKind.Embedding:
                 Arity(op, ins, 2);
                 if (!ins[0].DType.IsInteger()) throw new ShapeError($"embedding ids must be integers, got {ins[0]}");
                 if (ins[1].Rank != 2) throw new ShapeError($"embedding table must be [vocab, dim], got {ins[1]}");
+                if (attrs.Has("offset") && (attrs.Int("offset") < 0 || !ins[1][0].IsKnown || attrs.Int("offset") + ins[1][0].Size > attrs.Int("vocab")))
+                    throw new ShapeError($"embedding shard: rows {attrs.Int("offset")}.. of {ins[1]} do not fit a vocabulary of {attrs.Int("vocab", -1)}");
                 return new TensorType(ins[1].DType, ins[0].Shape.Add(ins[1][1]));
             case OpKind.Positions:
             {

@@ -20,6 +20,7 @@ public sealed class PassManager
         new FuseNormLinear(),
         new FuseLinearEpilogue(),
         new KvCacheRewrite(),
+        new TensorParallelShard(),
     };
 
     /// <summary>The default pipeline for the reference interpreter: cleanup only, so it runs what the user wrote.</summary>
@@ -59,6 +60,13 @@ public sealed class PassManager
         _pipeline = pipeline.Select(Find).ToList();
         foreach (var name in _options.Disabled.Concat(_options.PrintIrAfter.Where(n => n != "all")))
             Find(name);
+    }
+
+    /// <summary>A pipeline of pass instances (passes with options, such as one rank of <see cref="TensorParallelShard"/>).</summary>
+    public PassManager(IEnumerable<IPass> pipeline, Options? options = null)
+    {
+        _options = options ?? new Options();
+        _pipeline = pipeline.ToList();
     }
 
     public static IPass Find(string name) =>

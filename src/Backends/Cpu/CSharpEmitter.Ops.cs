@@ -92,6 +92,15 @@ public sealed partial class CSharpEmitter
                     : $"IntKernels.CastInt({x[0]}, {y}, DType.{n.Type.DType});"];
             }
 
+            case OpKind.Embedding when a.Has("offset"):
+                return [$"Positional.EmbeddingShard({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, offset: {Int(a.Int("offset"))}, vocab: {Int(a.Int("vocab"))}, {y}, {where});"];
+            case OpKind.AllReduce:
+                return [$"Collectives.AllReduce(Communicator, {x[0]}, {y}, {CountExpr(n.Type)}, ranks: {SmallInt(n, a.Int("ranks"))}, {where});"];
+            case OpKind.AllGather:
+            {
+                int axis = Axis(t[0], a.Int("axis"));
+                return [$"Collectives.AllGather(Communicator, {x[0]}, {Product(t[0].Shape.Take(axis))}, {Product(t[0].Shape.Skip(axis))}, {y}, ranks: {SmallInt(n, a.Int("ranks"))}, {where});"];
+            }
             case OpKind.Embedding:
                 return [$"Positional.Embedding({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, {y}, {where});"];
             case OpKind.Positions:

@@ -81,12 +81,20 @@ public sealed partial class CSharpEmitter
         Line("using System;");
         Line("using System.Collections.Generic;");
         Line("using ModelCompiler.Runtime;");
+        Line("using ModelCompiler.Runtime.Distributed;");
         Line("using ModelCompiler.Runtime.Kernels;");
         Line();
         Line($"namespace {Namespace};");
         Line();
-        Line($"public sealed class {className} : ICompiledModel");
+        bool sharded = _graph.Nodes.Any(n => n.Op is OpKind.AllReduce or OpKind.AllGather);
+        Line($"public sealed class {className} : ICompiledModel{(sharded ? ", IShardedModel" : "")}");
         Line("{");
+        if (sharded)
+        {
+            Line("    /// <summary>This rank's group: the graph was sharded by the tensor-parallel pass.</summary>");
+            Line("    public ICommunicator? Communicator { get; set; }");
+            Line();
+        }
         Line($"    public string Name => {Literal(_graph.Name)};");
         Line();
         Line($"    public IReadOnlyList<TensorSpec> Inputs {{ get; }} ={SpecList(inputs)};");
@@ -163,7 +171,7 @@ public sealed partial class CSharpEmitter
             CheckOperandKinds(n);
 
             bool isStatic = n.Op is OpKind.Weight or OpKind.Const
-                || (n.Op != OpKind.Input && n.Inputs.Length > 0 && n.Inputs.All(_static.Contains) && n.Type.IsFullyKnown
+                || (n.Op is not (OpKind.Input or OpKind.AllReduce or OpKind.AllGather) && n.Inputs.Length > 0 && n.Inputs.All(_static.Contains) && n.Type.IsFullyKnown
                     && !(n.Op == OpKind.Rope && n.Attrs.Str("scaling", "none") == "dynamic"));
             if (isStatic) _static.Add(n);
         }
@@ -469,6 +477,7 @@ public sealed partial class CSharpEmitter
         string? kinds = node.Op switch
         {
             var o when o.IsElementwiseUnary() => "f",
+            OpKind.AllReduce or OpKind.AllGather => "f",
             OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
                 or OpKind.Attention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",

@@ -1,6 +1,7 @@
 using ModelCompiler.Backends.Reference.Ops;
 using ModelCompiler.IR;
 using ModelCompiler.Runtime;
+using ModelCompiler.Runtime.Distributed;
 
 namespace ModelCompiler.Backends.Reference;
 
@@ -14,11 +15,14 @@ public sealed class Interpreter
 {
     private readonly Graph _graph;
     private readonly Precision _precision;
+    private readonly ICommunicator? _communicator;
 
-    public Interpreter(Graph graph, Precision precision = Precision.F32)
+    /// <param name="communicator">this rank's group, for a graph the tensor-parallel pass sharded (its all_reduce and all_gather)</param>
+    public Interpreter(Graph graph, Precision precision = Precision.F32, ICommunicator? communicator = null)
     {
         _graph = graph;
         _precision = precision;
+        _communicator = communicator;
     }
 
     /// <summary>
@@ -52,6 +56,7 @@ public sealed class Interpreter
             {
                 OpKind.Input => given[node],
                 OpKind.Weight => LoadWeight(node, weights, bindings),
+                OpKind.AllReduce or OpKind.AllGather => Finish(node, Collective(node, values[node.Inputs[0]])),
                 _ => Finish(node, Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings, cachedPrefixLength)),
             };
             CheckType(node, result, bindings);
@@ -82,6 +87,35 @@ public sealed class Interpreter
         if (node.Span is not null) s += $" ({node.Span})";
         if (node.Name is null && node.Span is null) s += $" %{node.Id}";
         return s;
+    }
+
+    // ---- collectives ----
+
+    private RefTensor Collective(Node node, RefTensor x)
+    {
+        var comm = _communicator ?? throw new McException($"{Describe(node)}: this graph is one rank of a tensor-parallel group; run it with a communicator (--tp)");
+        long ranks = node.Attrs.Int("ranks");
+        if (ranks != comm.Size) throw new McException($"{Describe(node)}: the graph was sharded for {ranks} ranks but the group has {comm.Size}");
+        if (!x.IsFloat) throw new McException($"{Describe(node)}: collectives move float tensors, got {x.DType.ShortName()}");
+        if (node.Op == OpKind.AllReduce)
+        {
+            var sum = (double[])x.F!.Clone();
+            comm.AllReduceSum(sum);
+            return RefTensor.FromFloats(x.Shape, sum, x.DType);
+        }
+        int axis = (int)(node.Attrs.Int("axis") is var a && a < 0 ? a + x.Rank : a);
+        var gathered = new double[x.F!.Length * ranks];
+        comm.AllGather(x.F!, gathered);
+        // gathered holds each rank's block whole; interleave them along the axis.
+        long outer = x.Shape.Take(axis).Aggregate(1L, (p, d) => p * d);
+        long chunk = x.Shape.Skip(axis).Aggregate(1L, (p, d) => p * d);
+        var data = new double[gathered.Length];
+        for (long o = 0; o < outer; o++)
+            for (long r = 0; r < ranks; r++)
+                Array.Copy(gathered, r * x.F!.Length + o * chunk, data, (o * ranks + r) * chunk, chunk);
+        var shape = x.Shape.ToArray();
+        shape[axis] *= ranks;
+        return RefTensor.FromFloats(shape, data, x.DType);
     }
 
     // ---- inputs, weights and shapes ----

@@ -10,6 +10,23 @@ public enum RopeScaling { None, Linear, Dynamic }
 /// </summary>
 public static class Positional
 {
+    /// <summary>
+    /// A vocab-parallel shard: the table holds rows <paramref name="offset"/>.. of a <paramref name="vocab"/>-row table;
+    /// ids of other rows embed as zeros (the ranks' sum is the embedding).
+    /// </summary>
+    public static void EmbeddingShard(ReadOnlySpan<long> ids, ReadOnlySpan<float> table, int rows, int dim, long offset, long vocab, Span<float> y, string where)
+    {
+        for (int t = 0; t < ids.Length; t++)
+        {
+            long id = ids[t];
+            if (id < 0 || id >= vocab)
+                throw new McException($"{where}: token id {id} is outside the table's {vocab} rows");
+            long row = id - offset;
+            if (row >= 0 && row < rows) table.Slice((int)row * dim, dim).CopyTo(y.Slice(t * dim, dim));
+            else y.Slice(t * dim, dim).Clear();
+        }
+    }
+
     /// <summary>y[t, :] = table[ids[t], :] for a [vocab, dim] table; an id outside the table is the caller's error.</summary>
     public static void Embedding(ReadOnlySpan<long> ids, ReadOnlySpan<float> table, int vocab, int dim, Span<float> y, string where)
     {

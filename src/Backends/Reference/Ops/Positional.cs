@@ -9,19 +9,22 @@ internal static class Positional
     /// <summary>table rows gathered by id: ids[...] → [..., D].</summary>
     public static RefTensor Embedding(Node node, RefTensor ids, RefTensor table)
     {
-        long vocab = table.Shape[0];
+        long rows = table.Shape[0];
+        // A vocab-parallel shard holds rows offset..offset+rows-1 of a vocab-row table; other valid ids embed as zeros.
+        long offset = node.Attrs.Int("offset", 0), vocab = node.Attrs.Int("vocab", rows);
         int d = (int)table.Shape[1];
         var shape = ids.Shape.Append(d).ToArray();
-        var index = new int[Layout.Count(shape)];
         var idv = ids.I!;
+        var data = new double[Layout.Count(shape)];
         for (int t = 0; t < idv.Length; t++)
         {
             long id = idv[t];
             if (id < 0 || id >= vocab)
                 throw new McException($"{Interpreter.Describe(node)}: token id {id} is outside the table's {vocab} rows");
-            for (int i = 0; i < d; i++) index[t * d + i] = (int)(id * d + i);
+            long row = id - offset;
+            if (row >= 0 && row < rows) Array.Copy(table.F!, row * d, data, (long)t * d, d);
         }
-        return Layout.Gather(table, shape, index, node.Type.DType);
+        return RefTensor.FromFloats(shape, data, node.Type.DType);
     }
 
     /// <summary>offset, offset+1, ... as many as x has along axis; a past (a KV cache) moves the offset by its length.</summary>
