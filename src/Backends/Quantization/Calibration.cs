@@ -101,13 +101,11 @@ public static class Calibration
         {
             var t = tokenizer?.Invoke() ?? throw new McException($"--calibration {path}: text needs the model's tokenizer (tokenizer.json next to the weights)");
             string text = File.ReadAllText(path);
-            ids = new List<long>();
-            int? eos = t.SpecialTokens.TryGetValue("<|endoftext|>", out var e) ? e : null;
-            foreach (var doc in eos is null ? [text] : text.Split("\n<|endoftext|>\n"))
-            {
-                ids.AddRange(t.Encode(doc, addSpecialTokens: false).Select(i => (long)i));
-                if (eos is { } id) ids.Add(id);
-            }
+            // The perplexity protocol (EvalCorpus): documents split on EOS lines, each encoded alone and followed by EOS.
+            int? eos = t.SpecialIds.Eos ?? (t.SpecialTokens.TryGetValue("<|endoftext|>", out var e) ? e : null);
+            var eosToken = eos is { } id ? t.IdToToken(id) : null;
+            ids = (eosToken is null ? t.Encode(text, addSpecialTokens: false).ToList() : Runtime.Generation.EvalCorpus.Encode(t, text, eos!.Value, eosToken))
+                .Select(i => (long)i).ToList();
         }
         for (int i = 0; i < ids.Count; i++)
             if (ids[i] < 0 || ids[i] >= vocabSize)
@@ -116,12 +114,12 @@ public static class Calibration
         return ids;
     }
 
-    /// <summary>The first <paramref name="count"/> windows of <paramref name="length"/> tokens (the perplexity windows' inputs).</summary>
+    /// <summary>The inputs of the first <paramref name="count"/> perplexity windows of <paramref name="length"/> tokens (<c>mc perplexity --skip-windows count</c> scores the rest).</summary>
     public static List<long[]> Windows(IReadOnlyList<long> ids, int count, int length)
     {
-        var windows = new List<long[]>();
-        for (int start = 0; windows.Count < count && start + 1 < ids.Count; start += length)
-            windows.Add(ids.Skip(start).Take(Math.Min(length, ids.Count - start)).ToArray());
+        var asInts = ids.Select(i => (int)i).ToList();
+        var windows = Runtime.Generation.EvalCorpus.Windows(asInts, length).Take(count).Select(w => Runtime.Generation.EvalCorpus.Input(asInts, w)).ToList();
+        if (windows.Count == 0) throw new McException($"calibration: {ids.Count} tokens make no full window of {length} (+1 target)");
         return windows;
     }
 }
