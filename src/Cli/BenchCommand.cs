@@ -41,9 +41,12 @@ internal static class BenchCommand
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
+        var quantize = new Option<string?>("--quantize") { Description = "compress the random weights first: int8, int4 or w8a8 (round to nearest; as mc quantize does)" };
+        quantize.AcceptOnlyFromAmong("int8", "int4", "w8a8");
+        var groupSize = new Option<int?>("--group-size") { Description = "weights per scale with --quantize (default: per output channel for int8/w8a8, 64 for int4)" };
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, kernels, saveWeights, set, config, json,
+            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, kernels, saveWeights, quantize, groupSize, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -68,11 +71,21 @@ internal static class BenchCommand
             try
             {
             var graph = loaded.Graph;
+            int weightSeed = parse.GetValue(seed);
+            Func<string, float[]>? quantizedWeights = null;
+            if (parse.GetValue(quantize) is { } scheme)
+            {
+                if (cuda) throw new McException("--quantize runs on the cpu target");
+                // The random weights must exist before they can be quantized; the compiled model then loads the compressed ones.
+                var dense = new Dictionary<string, float[]>(StringComparer.Ordinal);
+                float[] Dense(string name) => dense.TryGetValue(name, out var d) ? d : dense[name] = SeededWeight(name, graph.Weights.First(w => w.Attrs.Str("name") == name).Type, weightSeed);
+                var context = Backends.Quantization.ModelQuantizer.Apply(graph, new Backends.Quantization.QuantizeRequest(scheme, parse.GetValue(groupSize)), Dense, null);
+                quantizedWeights = Backends.Quantization.QuantizedWeights.Floats(context.Weights, Dense);
+            }
             new PassManager(cuda ? Backends.Cuda.CudaBackend.CachedPipeline : CpuBackend.CachedPipeline).Run(graph);
             if (paged && PagedKvCacheRewrite.Unsupported(graph) is { } why)
                 throw new McException($"{graph.Name} cannot use a paged KV cache ({why}); use --cache contiguous");
             if (paged) new PassManager(["paged-kv-cache"]).Run(graph);
-            int weightSeed = parse.GetValue(seed);
             var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
             if (parse.GetValue(saveWeights) is { } savePath)
             {
@@ -97,7 +110,7 @@ internal static class BenchCommand
             long parameters = 0;
             compiled.LoadWeights(name =>
             {
-                var data = SeededWeight(name, sizes[name], weightSeed);
+                var data = quantizedWeights?.Invoke(name) ?? SeededWeight(name, sizes[name], weightSeed);
                 parameters += data.LongLength;
                 return data;
             });

@@ -67,6 +67,7 @@ internal static class CommonOptions
 
     public static LoadedModel Load(string model, string? config, string[]? sets)
     {
+        if (Backends.Quantization.QuantizedFolder.IsQuantizedFolder(model)) return LoadQuantized(model, sets);
         if (Directory.Exists(model))
         {
             if (!HuggingFaceImport.IsModelFolder(model))
@@ -79,10 +80,32 @@ internal static class CommonOptions
         return ModelFrontend.Load(model, config, ParseSets(sets));
     }
 
-    /// <summary>The weights to use: --weights, else the model itself when it is a Hugging Face folder.</summary>
+    /// <summary>
+    /// A folder written by mc quantize: the model it was made from, elaborated again (the manifest's --set values, then
+    /// these), with the manifest's linears rewritten to read the compressed tensors.
+    /// </summary>
+    private static LoadedModel LoadQuantized(string folder, string[]? sets)
+    {
+        var manifest = Backends.Quantization.QuantizedFolder.ReadManifest(folder);
+        var all = new Dictionary<string, string>(manifest.Model.Sets, StringComparer.Ordinal);
+        foreach (var (k, v) in ParseSets(sets)) all[k] = v;
+        LoadedModel loaded;
+        if (manifest.Model.Kind == "hf") loaded = HuggingFaceImport.Load(folder, all);
+        else
+        {
+            var arch = manifest.Model.ArchPath!;
+            if (!File.Exists(arch)) throw new McException($"{Path.Combine(folder, Backends.Quantization.QuantizedFolder.ManifestName)}: the model's .arch file {arch} is gone");
+            loaded = ModelFrontend.Load(arch, manifest.Model.ConfigPath, all);
+        }
+        Backends.Quantization.QuantizedFolder.Apply(loaded.Graph, manifest, folder);
+        return loaded;
+    }
+
+    /// <summary>The weights to use: --weights, else the model itself when it is a Hugging Face folder or a quantized folder.</summary>
     public static string ResolveWeights(string model, string? weights)
     {
         if (weights is not null) return weights;
+        if (Backends.Quantization.QuantizedFolder.IsQuantizedFolder(model)) return model;
         if (HuggingFaceImport.IsModelFolder(model)) return model;
         throw new McException($"{model}: an .arch file needs --weights (a Hugging Face folder or a .safetensors file)");
     }

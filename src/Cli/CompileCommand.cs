@@ -30,7 +30,9 @@ internal static class CompileCommand
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
-        var command = new Command("compile", "Compile a model for the CPU: a .dll implementing ICompiledModel, its manifest, and optionally the generated C#.")
+        var quantize = new QuantizeOptions();
+        var command = new Command("compile", "Compile a model for the CPU: a .dll implementing ICompiledModel, its manifest, and optionally the generated C#. " +
+            "With --quantize/--prune the compressed weights and quantization.json go into the same folder (as mc quantize writes them).")
         {
             model, output, emit, weights, set, config, json, report,
         };
@@ -40,6 +42,7 @@ internal static class CompileCommand
             if (result.GetValue(output) is null && !result.GetValue(report))
                 result.AddError("Option '--out' is required (or --report alone to print the fusion report).");
         });
+        foreach (var o in quantize.All) command.Add(o);
         command.SetAction(parse =>
         {
             var clock = Stopwatch.StartNew();
@@ -51,6 +54,15 @@ internal static class CompileCommand
             Progress(cli, "loading the model");
             var loaded = CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), parse.GetValue(weights)), parse.GetValue(set));
             var graph = loaded.Graph;
+            if (quantize.Requested(parse))
+            {
+                // The weights are read only here: quantizing needs them; the compiled code does not embed them.
+                var modelArg = parse.GetValue(model)!;
+                var weightsPath = CommonOptions.ResolveWeights(modelArg, parse.GetValue(weights));
+                var configPath = CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath);
+                Progress(cli, "quantizing");
+                graph = quantize.Run(parse, cli, modelArg, loaded, weightsPath, configPath, parse.GetValue(set), outDir).Graph;
+            }
             var frontendTime = clock.Elapsed;
             var passes = new PassManager(CpuBackend.Pipeline).Run(graph);
             var fusion = wantReport ? FusionReport.Build(graph) : null;

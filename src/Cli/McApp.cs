@@ -28,6 +28,7 @@ public static class McApp
         root.Add(TokenizeCommand.Create(context));
         root.Add(RunCommand.Create(context));
         root.Add(PerplexityCommand.Create(context));
+        root.Add(QuantizeCommand.Create(context));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

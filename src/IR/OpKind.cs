@@ -25,6 +25,12 @@ public enum OpKind
                     // norm weight/bias (attr norm_inputs), bias (attr bias), residual (attr residual):
                     // y = residual + gate?(act(norm(x)·wᵀ + b)); attrs prologue (none|rms_norm|layer_norm), eps, offset,
                     // activation (none|relu|gelu|gelu_tanh|silu|sigmoid|tanh), gate (act(y[:N/2]) * y[N/2:]: SwiGLU/GeGLU)
+    QuantizedLinear, // a linear whose weight stays compressed (made by the quantization passes): x[..., K], codes, scales f32[N, K/G],
+                    // then in order zeros u8[N, K/G] (attr zeros), input_scale f32[K] (attr input_scale: x·input_scale first, AWQ),
+                    // bias f32[N] (attr bias) -> [..., N]; attrs scheme, group_size G. Schemes: int8: codes i8[N, K], w = s·q;
+                    // int4: codes u8[N, K/2], w = s·(q − z), each 32 codes of a row packed into 16 bytes (byte j: code j in the low
+                    // nibble, code j+16 in the high one, as GGUF's Q4_0); w8a8: int8 weights, and each row of x rounded to int8 with
+                    // its own scale max|x|/127 at run time (y = s_x·s_w·Σ q_x·q_w)
 
     // Normalisation and reductions
     RmsNorm,        // x[..., D], w[D]: x / sqrt(mean(x^2) + eps) * (offset + w); attrs eps, offset

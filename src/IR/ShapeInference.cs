@@ -76,6 +76,8 @@ public static class ShapeInference
                 if (residual && !ins[^1].Equals(result)) throw new ShapeError($"fused_linear: residual {ins[^1]} does not match the result {result}");
                 return result;
             }
+            case OpKind.QuantizedLinear:
+                return QuantizedLinearType(ins, attrs);
             case OpKind.MatMul:
             {
                 Arity(op, ins, 2);
@@ -360,6 +362,40 @@ public static class ShapeInference
         var (ka, sa) = Split(a);
         var (kb, sb) = Split(b);
         return ka == kb && sa.SequenceEqual(sb);
+    }
+
+    /// <summary>The quantized linear's rule: codes, scales, zeros, input scale and bias all agree with x's K, the group size and N.</summary>
+    private static TensorType QuantizedLinearType(IReadOnlyList<TensorType> ins, Attrs attrs)
+    {
+        var scheme = attrs.Str("scheme");
+        bool zeros = attrs.Bool("zeros", false), inputScale = attrs.Bool("input_scale", false), bias = attrs.Bool("bias", false);
+        long group = attrs.Int("group_size");
+        int expected = 3 + (zeros ? 1 : 0) + (inputScale ? 1 : 0) + (bias ? 1 : 0);
+        if (ins.Count != expected) throw new ShapeError($"quantized_linear: attributes call for {expected} inputs, got {ins.Count}");
+        var (x, q, scales) = (ins[0], ins[1], ins[2]);
+        Float(OpKind.QuantizedLinear, x);
+        if (x.Rank < 1 || !x[-1].IsKnown) throw new ShapeError($"quantized_linear: input {x} needs a known last dimension");
+        long k = x[-1].Size;
+        if (group <= 0 || k % group != 0) throw new ShapeError($"quantized_linear: group size {group} does not divide the input width {k}");
+        if (q.Rank != 2 || !q[0].IsKnown) throw new ShapeError($"quantized_linear: codes {q} must be [out, ...]");
+        long n = q[0].Size;
+        var (codeType, codeWidth) = scheme switch
+        {
+            "int8" or "w8a8" => (DType.I8, k),
+            "int4" => (DType.U8, k / 2),
+            _ => throw new ShapeError($"quantized_linear: unknown scheme '{scheme}' (int8, int4, w8a8)"),
+        };
+        if (scheme == "int4" && group % 32 != 0) throw new ShapeError($"quantized_linear: int4 needs a group size that is a multiple of 32, got {group}");
+        if (q.DType != codeType || q[1] != Dim.Of(codeWidth))
+            throw new ShapeError($"quantized_linear: {scheme} codes must be {codeType.ShortName()}[{n},{codeWidth}] for input {x}, got {q}");
+        var perGroup = new TensorType(DType.F32, Dim.Of(n), Dim.Of(k / group));
+        if (!scales.Equals(perGroup)) throw new ShapeError($"quantized_linear: scales must be {perGroup}, got {scales}");
+        int at = 3;
+        if (zeros && !ins[at++].Equals(perGroup.WithDType(DType.U8))) throw new ShapeError($"quantized_linear: zeros must be {perGroup.WithDType(DType.U8)}, got {ins[at - 1]}");
+        if (zeros != (scheme == "int4")) throw new ShapeError($"quantized_linear: {scheme} {(zeros ? "takes no" : "needs")} zero points");
+        if (inputScale && !ins[at++].Equals(new TensorType(DType.F32, Dim.Of(k)))) throw new ShapeError($"quantized_linear: input scale must be f32[{k}], got {ins[at - 1]}");
+        if (bias && !ins[at].Equals(new TensorType(x.DType, Dim.Of(n)))) throw new ShapeError($"quantized_linear: bias must be {x.DType.ShortName()}[{n}], got {ins[at]}");
+        return x.WithShape(x.Shape.SetItem(x.Rank - 1, Dim.Of(n)));
     }
 
     private static bool Same(Dim a, Dim b) => a == b;

@@ -46,6 +46,8 @@ public sealed partial class CSharpEmitter
                 return [$"FusedLinearKernel.Forward({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {packed}, LinearPrologue.{prologue}, {normW}, {normB}, " +
                         $"offset: {Double(a.Float("offset", 0.0))}, eps: {Double(a.Float("eps", 0.0))}, {bias}, {act}, gate: {(a.Bool("gate", false) ? "true" : "false")}, {residual}, {y});"];
             }
+            case OpKind.QuantizedLinear:
+                return [$"QuantizedGemm.Linear({x[0]}, {Product(t[0].Shape.Take(t[0].Rank - 1))}, {QuantizedVar(n)}, {(a.Bool("bias", false) ? x[^1] : "null")}, {y});"];
             case OpKind.MatMul:
             {
                 if (!n.Type.DType.IsFloat()) throw Unsupported(n, "integer matmul");

@@ -38,6 +38,10 @@ public sealed partial class CSharpEmitter
     private int _prepared;
     /// <summary>Static [N, K] weights read as a linear's weight by Run: packed once for the GEMM in LoadWeights.</summary>
     private readonly HashSet<Node> _packed = new();
+    /// <summary>Quantized linears: each weight's codes, scales, zeros and input scale become one QuantizedWeight field in LoadWeights.</summary>
+    private readonly List<Node> _quantized = new();
+    /// <summary>The weights those are built from: read as floats into locals of LoadWeights, never kept as fields.</summary>
+    private readonly HashSet<Node> _quantizedParts = new();
     /// <summary>Symbols bound by the graph rather than an input (a KV cache's grown length), with their expressions.</summary>
     private readonly List<(string Var, string Expr)> _derivedSymbols = new();
 
@@ -107,6 +111,8 @@ public sealed partial class CSharpEmitter
         var fields = _graph.Nodes.Where(n => _staticField.Contains(n) && n.Op != OpKind.Const && _canonical[n] == n).ToList();
         foreach (var f in _graph.Nodes.Where(_packed.Contains))
             Line($"    private PackedWeight {PackedVar(f)};  // %{_index[f]} packed for Gemm.Linear");
+        foreach (var q in _quantized)
+            Line($"    private QuantizedWeight {QuantizedVar(q)};  // %{_index[q]} {Comment(q.Attrs.Str("scheme"))} codes, scales{(q.Attrs.Bool("zeros", false) ? ", zeros" : "")}{(q.Attrs.Bool("input_scale", false) ? ", input scale" : "")}");
         foreach (var f in fields)
             Line($"    private {Storage(f)}[] {Var(f)};  // %{_index[f]} = {f.Op.Mnemonic()}{(f.Op == OpKind.Weight ? " " + Comment(Literal(f.Attrs.Str("name"))) : "")} : {Comment(f.Type.ToString())}");
         if (fields.Count > 0 || _graph.Nodes.Any(n => n.Op == OpKind.Const)) Line();
@@ -212,14 +218,25 @@ public sealed partial class CSharpEmitter
                     && !(n.Op == OpKind.Rope && n.Attrs.Str("scaling", "none") == "dynamic"));
             if (isStatic) _static.Add(n);
         }
+        foreach (var n in _graph.Nodes.Where(n => n.Op == OpKind.QuantizedLinear))
+        {
+            if (_static.Contains(n)) throw Unsupported(n, "a quantized linear of a constant input");
+            var parts = QuantizedParts(n);
+            if (parts.Any(p => _canonical[p].Op != OpKind.Weight)) throw Unsupported(n, "quantized weights that are not checkpoint tensors");
+            _quantized.Add(n);
+            foreach (var p in parts) _quantizedParts.Add(_canonical[p]);
+        }
         var outputs = _graph.Outputs.Select(o => o.Value).ToHashSet();
         foreach (var n in _graph.Nodes)
         {
             if (_static.Contains(n) && outputs.Contains(n)) _staticField.Add(_canonical[n]);
             if (_static.Contains(n)) continue;
+            var quantizedParts = n.Op == OpKind.QuantizedLinear ? QuantizedParts(n) : [];
             foreach (var i in n.Inputs)
-                if (_static.Contains(i)) _staticField.Add(_canonical[i]);
+                if (_static.Contains(i) && !quantizedParts.Contains(i)) _staticField.Add(_canonical[i]);
         }
+        if (_quantizedParts.Any(_staticField.Contains))
+            throw new McException("the cpu target needs a quantized linear's codes, scales and zeros to be read by that linear only");
         foreach (var n in _graph.Nodes)
             if (!_static.Contains(n) && n.Op is OpKind.Linear or OpKind.FusedLinear && LinearWeight(n) is { } w
                 && _static.Contains(w) && w.Type.Rank == 2 && w.Type.DType.IsFloat())
@@ -237,6 +254,11 @@ public sealed partial class CSharpEmitter
             if (!_static.Contains(n) || n.Op == OpKind.Const || _canonical[n] != n) continue;
             var v = Var(n);
             string decl = _staticField.Contains(n) ? v : $"{Storage(n)}[] {v}";
+            if (n.Op == OpKind.Weight && _quantizedParts.Contains(n))
+            {
+                lines.Add($"float[] {v} = WeightLoading.Floats(load, {Literal(n.Attrs.Str("name"))}, {Int(Count(n.Type))}, {Literal(n.Type.ToString())});");
+                continue;
+            }
             if (n.Op == OpKind.Weight)
             {
                 var name = n.Attrs.Str("name");
@@ -256,7 +278,26 @@ public sealed partial class CSharpEmitter
         }
         foreach (var n in _graph.Nodes.Where(_packed.Contains))
             lines.Add($"{PackedVar(n)} = PackedWeight.Pack({Var(n)}, {DimExpr(n.Type[0])}, {DimExpr(n.Type[1])});");
+        foreach (var q in _quantized)
+        {
+            var a = q.Attrs;
+            var p = QuantizedParts(q);
+            int at = 2;
+            string zeros = a.Bool("zeros", false) ? Var(p[at++]) : "null";
+            string inputScale = a.Bool("input_scale", false) ? Var(p[at]) : "null";
+            lines.Add($"{QuantizedVar(q)} = QuantizedWeight.FromLoaded({Literal(p[0].Attrs.Str("name"))}, {Literal(a.Str("scheme"))}, {Var(p[0])}, {Var(p[1])}, {zeros}, {inputScale}, " +
+                      $"{DimExpr(q.Type[-1])}, {DimExpr(q.Inputs[0].Type[-1])}, {Int(a.Int("group_size"))});");
+        }
         return lines;
+    }
+
+    private string QuantizedVar(Node n) => $"q{_index[n]}";
+
+    /// <summary>A quantized linear's weight operands: codes, scales, then zeros and input scale when present (not the bias).</summary>
+    private static List<Node> QuantizedParts(Node n)
+    {
+        int count = 2 + (n.Attrs.Bool("zeros", false) ? 1 : 0) + (n.Attrs.Bool("input_scale", false) ? 1 : 0);
+        return n.Inputs.Skip(1).Take(count).ToList();
     }
 
     private string PackedVar(Node n) => $"k{_index[_canonical[n]]}";
@@ -513,6 +554,7 @@ public sealed partial class CSharpEmitter
             OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
                 or OpKind.Attention or OpKind.PagedAttention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
+            OpKind.QuantizedLinear => "fif",
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
             OpKind.Rope or OpKind.Xpos => "fi",
             OpKind.RelativeScores => "ffii",

@@ -234,6 +234,7 @@ public sealed class Interpreter
             OpKind.Linear => LinearAlgebra.Linear(node, x[0], x[1], Optional(2)),
             OpKind.MatMul => LinearAlgebra.MatMul(node, x[0], x[1]),
             OpKind.FusedLinear => LinearAlgebra.FusedLinear(node, x),
+            OpKind.QuantizedLinear => LinearAlgebra.QuantizedLinear(node, x),
             OpKind.RmsNorm => Normalization.RmsNorm(node, x[0], Optional(1), Optional(2)),
             OpKind.LayerNorm => Normalization.LayerNorm(node, x[0], Optional(1), Optional(2)),
             OpKind.Softmax => Normalization.Softmax(node, x[0]),
@@ -269,6 +270,7 @@ public sealed class Interpreter
         OpKind.Linear or OpKind.FusedLinear or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
             or OpKind.Attention or OpKind.MoeCombine => "ffff", // every operand (MoeCombine's beyond 4 too)
         OpKind.Embedding => "i",
+        OpKind.QuantizedLinear => "fif",
         OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
         OpKind.Rope or OpKind.Xpos => "fi",
         OpKind.RelativeScores => "ffii",

@@ -126,7 +126,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return Span(info.DataOffset, (int)info.ByteLength);
     }
 
-    /// <summary>Reads a float tensor (F32, F16, BF16, F64) as float32.</summary>
+    /// <summary>Reads a float tensor (F32, F16, BF16, F64), or int8/uint8 codes, as float32.</summary>
     public float[] ReadFloat32(string name)
     {
         var info = Get(name);
@@ -144,6 +144,15 @@ public sealed unsafe class SafetensorsFile : IDisposable
             DType.F64 => Read<float>(info, static (src, dst) =>
             {
                 for (int i = 0; i < dst.Length; i++) dst[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
+            }),
+            // Quantized codes (small integers, exact in float32) for compiled models, whose loader reads floats.
+            DType.I8 => Read<float>(info, static (src, dst) =>
+            {
+                for (int i = 0; i < dst.Length; i++) dst[i] = (sbyte)src[i];
+            }),
+            DType.U8 => Read<float>(info, static (src, dst) =>
+            {
+                for (int i = 0; i < dst.Length; i++) dst[i] = src[i];
             }),
             _ => throw CannotRead(info, "float32"),
         };

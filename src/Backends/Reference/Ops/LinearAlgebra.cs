@@ -74,6 +74,58 @@ internal static class LinearAlgebra
         return new RefTensor(node.Type.DType, shape, r, null);
     }
 
+    /// <summary>
+    /// The quantized linear by its definition: the weight dequantized (int8: s·q; int4: s·(q − z), codes unpacked from
+    /// their blocks of 32), x multiplied by the input scale if there is one; for w8a8 each row of x is first rounded to
+    /// int8 with scale max|x|/127 in float32 arithmetic, round half to even, and y = s_x·Σ_k q_x·w.
+    /// </summary>
+    public static RefTensor QuantizedLinear(Node node, RefTensor[] ins)
+    {
+        var a = node.Attrs;
+        string scheme = a.Str("scheme");
+        int group = (int)a.Int("group_size"), at = 3;
+        var x = ins[0];
+        int k = (int)x.Shape[^1], n = (int)ins[1].Shape[0], groups = k / group;
+        var codes = ins[1].I!;
+        var scales = ins[2].F!;
+        var zeros = a.Bool("zeros", false) ? ins[at++].I : null;
+        var inputScale = a.Bool("input_scale", false) ? ins[at++].F : null;
+        var bias = a.Bool("bias", false) ? ins[at] : null;
+
+        var packed = scheme == "int4" ? Array.ConvertAll(codes, v => (byte)v) : null;
+        var w = new double[(long)n * k];
+        for (int r = 0; r < n; r++)
+            for (int c = 0; c < k; c++)
+            {
+                int g = r * groups + c / group;
+                w[(long)r * k + c] = scheme == "int4"
+                    ? scales[g] * (Runtime.Kernels.QuantizedWeight.Int4Code(packed!, r, c, k) - zeros![g])
+                    : scales[g] * codes[(long)r * k + c];
+            }
+        var xs = (double[])x.F!.Clone();
+        int rows = Layout.Rows(x.Shape);
+        if (inputScale is not null)
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < k; c++) xs[r * k + c] = (float)(xs[r * k + c] * inputScale[c]);
+        var rowScale = new double[rows];
+        Array.Fill(rowScale, 1.0);
+        if (scheme == "w8a8")
+            for (int r = 0; r < rows; r++)
+            {
+                float max = 0;
+                for (int c = 0; c < k; c++) max = MathF.Max(max, MathF.Abs((float)xs[r * k + c]));
+                float s = max > 0 ? max / 127f : 1f;
+                rowScale[r] = s;
+                for (int c = 0; c < k; c++)
+                    xs[r * k + c] = Math.Clamp(MathF.Round((float)xs[r * k + c] / s, MidpointRounding.ToEven), -127, 127);
+            }
+        var y = Linear(node, RefTensor.FromFloats(x.Shape, xs, x.DType), RefTensor.FromFloats([n, k], w), null);
+        var ys = y.F!;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < n; j++) ys[r * n + j] = ys[r * n + j] * rowScale[r] + (bias?.F![j] ?? 0);
+        return y;
+    }
+
     /// <summary>c[..., m, n] = Σ_k a[..., m, k]·b[..., k, n], the batch dims broadcast.</summary>
     public static RefTensor MatMul(Node node, RefTensor a, RefTensor b)
     {

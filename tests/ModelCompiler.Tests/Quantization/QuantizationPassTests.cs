@@ -1,0 +1,117 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using ModelCompiler.Backends.Cpu;
+using ModelCompiler.Backends.Quantization;
+using ModelCompiler.IR;
+using ModelCompiler.Passes;
+using ModelCompiler.Runtime;
+
+namespace ModelCompiler.Tests.Quantization;
+
+/// <summary>
+/// What each quantization and pruning pass makes of one LLaMA layer (golden IR after the pass, regenerate with
+/// <c>MC_UPDATE_GOLDEN=1 dotnet test --filter QuantizationPassTests</c>), the compiled kernels against the interpreter's
+/// reference semantics, and the pruning patterns.
+/// </summary>
+public class QuantizationPassTests
+{
+    private static string GoldenDir([CallerFilePath] string thisFile = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, "..", "Data", "golden"));
+
+    public static TheoryData<string, int?> Schemes() => new()
+    {
+        { "int8", null }, { "int4", 32 }, { "awq-int4", 32 }, { "w8a8", null }, { "smoothquant", null },
+    };
+
+    [Theory]
+    [MemberData(nameof(Schemes))]
+    public void LlamaLayerAfterThePassMatchesGolden(string scheme, int? group)
+    {
+        using var h = new QuantHarness("llama", null, "n_layers=1");
+        var before = Printer.Print(h.Fresh());
+        var (graph, context, _) = h.Quantize(new QuantizeRequest(scheme, group));
+        var after = Printer.Print(graph);
+        // q, k, v, o, gate, up, down and the LM head: every linear, nothing else touched
+        Assert.Equal(8, graph.Nodes.Count(n => n.Op == OpKind.QuantizedLinear));
+        Assert.DoesNotContain(graph.Nodes, n => n.Op == OpKind.Linear);
+        Assert.Equal(8, context.Entries.Count);
+        Assert.Equal(before.Split('\n').Count(l => l.Contains("= rms_norm")), after.Split('\n').Count(l => l.Contains("= rms_norm")));
+        var golden = Path.Combine(GoldenDir(), $"quantize.{scheme}.ir");
+        var text = $"// {scheme}{(group is null ? "" : $", group {group}")}: llama oracle, n_layers=1\n" + after;
+        if (Environment.GetEnvironmentVariable("MC_UPDATE_GOLDEN") == "1")
+        {
+            File.WriteAllText(golden, text);
+            return;
+        }
+        Assert.True(File.Exists(golden), $"no golden {golden}");
+        Assert.Equal(File.ReadAllText(golden), text);
+    }
+
+    [Fact]
+    public void SmoothQuantFoldsIntoBothNormsOfALayerAndTheFinalOne()
+    {
+        using var h = new QuantHarness("llama", null, "n_layers=1");
+        var (_, context, _) = h.Quantize(new QuantizeRequest("smoothquant"));
+        var rewritten = context.Weights.Written.Keys.Where(h.Store.Contains).Order().ToList();
+        Assert.Equal(["model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight", "model.norm.weight"], rewritten);
+        // o_proj and down_proj read no norm: their weights are plain W8A8 codes of the original
+        var down = context.Entries.Single(e => e.Weight.Contains("down_proj"));
+        Assert.Null(down.InputScale);
+    }
+
+    /// <summary>The compiled model computes what the interpreter defines, scheme by scheme (1e-4 of max|logit|).</summary>
+    [Theory]
+    [MemberData(nameof(Schemes))]
+    public void CompiledQuantizedModelMatchesTheInterpreter(string scheme, int? group)
+    {
+        using var h = new QuantHarness("llama");
+        var (graph, context, load) = h.Quantize(new QuantizeRequest(scheme, group));
+        var expected = h.Logits(graph, load);
+        var compiledGraph = h.Fresh();
+        QuantizedLinears.Rewrite(compiledGraph, context.Entries);
+        new PassManager(CpuBackend.Pipeline).Run(compiledGraph);
+        var model = CpuBackend.Instantiate(CpuBackend.Compile(compiledGraph));
+        model.LoadWeights(QuantizedWeights.Floats(context.Weights, h.Store.ReadFloat32));
+        var actual = model.Forward(new Dictionary<string, (long[], long[])> { ["input_ids"] = h.Ids })["logits"].Data;
+        double max = expected.Max(Math.Abs);
+        double err = expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second)) / max;
+        Assert.True(err <= 1e-4, $"{scheme}: compiled vs interpreter relative error {err:E2}");
+        Assert.Contains("QuantizedGemm.Linear", CpuBackend.Compile(compiledGraph).Generated.Source);
+    }
+
+    [Theory]
+    [InlineData("magnitude:0.5")]
+    [InlineData("wanda:0.5")]
+    [InlineData("wanda:2:4")]
+    public void PruningZeroesHalfOfEveryRowButTheHead(string spec)
+    {
+        using var h = new QuantHarness("llama", null, "n_layers=1");
+        var (graph, context, _) = h.Quantize(new QuantizeRequest(null, Prune: PruningSpec.Parse(spec)));
+        Assert.DoesNotContain(graph.Nodes, n => n.Op == OpKind.QuantizedLinear);
+        Assert.DoesNotContain("lm_head.weight", context.Weights.Written.Keys);
+        var pruned = context.Weights.Written.Values.ToList();
+        Assert.Equal(7, pruned.Count);
+        foreach (var t in pruned)
+        {
+            int k = (int)t.Shape[1];
+            var w = Enumerable.Range(0, t.Data.Length / 4).Select(i => BitConverter.ToSingle(t.Data, 4 * i)).ToArray();
+            for (int row = 0; row < t.Shape[0]; row++)
+            {
+                var r = w.AsSpan(row * k, k).ToArray();
+                Assert.Equal(k / 2, r.Count(v => v == 0));
+                if (spec.EndsWith("2:4"))
+                    for (int at = 0; at < k; at += 4) Assert.Equal(2, r.Skip(at).Take(4).Count(v => v == 0));
+            }
+        }
+    }
+
+    [Fact]
+    public void GroupSizeThatDoesNotDivideIsAClearError()
+    {
+        using var h = new QuantHarness("llama", null, "n_layers=1");
+        var e = Assert.Throws<McException>(() => h.Quantize(new QuantizeRequest("int4", 48)));
+        Assert.Contains("--group-size 48 does not divide the input width 64", e.Message);
+        var e2 = Assert.Throws<McException>(() => h.Quantize(new QuantizeRequest("int4", 16)));
+        Assert.Contains("multiple of 32", e2.Message);
+    }
+}
