@@ -11,7 +11,7 @@ public sealed class BenchCommandTests
     [Fact]
     public void JsonReportsPromptAndGenerationRates()
     {
-        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "8", "--gen", "4", "--reps", "2", "--threads", "1", "--json"]);
+        var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "8", "--gen", "4", "--reps", "2", "--threads", "1", "--cache", "contiguous", "--json"]);
         Assert.Equal(0, r.ExitCode);
         using var json = JsonDocument.Parse(r.Out);
         Assert.True(json.RootElement.GetProperty("pp_tokens_per_s").GetDouble() > 0);
@@ -39,7 +39,7 @@ public sealed class BenchCommandTests
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("| pp4 |", r.Out);
         Assert.Contains("| tg2 |", r.Out);
-        Assert.Contains("| pp | attention | 1 |", r.Out);
+        Assert.Contains("| pp | paged_attention | 1 |", r.Out);   // the default cache is paged
     }
 
     [Fact]
