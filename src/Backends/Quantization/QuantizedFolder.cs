@@ -85,14 +85,18 @@ public static class QuantizedFolder
     public static QuantizedManifest ReadManifest(string folder)
     {
         var path = Path.Combine(folder, ManifestName);
-        McException Bad(string why) => new($"{path}: {why} (a corrupt quantized folder? re-run mc quantize)");
+        // Reasons may echo text from the file (names, a JSON parser's excerpt): kept to one short line.
+        McException Bad(string why) => new($"{path}: {UserText.Quote(why)[1..^1]} (a corrupt quantized folder? re-run mc quantize)");
         JsonObject root;
         try
         {
             if (new FileInfo(path).Length > 64 << 20) throw Bad("larger than 64 MiB");
-            root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { MaxDepth = 16 }) as JsonObject ?? throw Bad("not a JSON object");
+            var text = File.ReadAllText(path);
+            root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false }) as JsonObject ?? throw Bad("not a JSON object");
+            // Escapes that decode to no string (a lone surrogate) would fail deep inside a lookup: reject them here.
+            JsonStrings.RequireDecodable(System.Text.Encoding.UTF8.GetBytes(text), path, maxDepth: 16);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)   // the latter: a name escaping a lone surrogate
         {
             throw Bad($"malformed JSON: {e.Message.Split('\n')[0]}");
         }
@@ -130,6 +134,10 @@ public static class QuantizedFolder
         {
             throw Bad($"a value has the wrong type ({e.Message.Split('\n')[0]})");
         }
+        catch (McException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
+        {
+            throw Bad(e.Message);   // the request's own checks (a scheme, a group size): name the file they came from
+        }
     }
 
     /// <summary>Rewrites a freshly elaborated graph by the manifest; a listed weight the graph does not have is an error.</summary>
@@ -139,6 +147,13 @@ public static class QuantizedFolder
         var missing = manifest.Linears.FirstOrDefault(e => !present.Contains(e.Weight));
         if (missing is not null)
             throw new McException($"{Path.Combine(folder, ManifestName)}: quantized weight '{missing.Weight}' is not the weight of any linear of {graph.Name} (a folder for another model?)");
-        QuantizedLinears.Rewrite(graph, manifest.Linears);
+        try
+        {
+            QuantizedLinears.Rewrite(graph, manifest.Linears);
+        }
+        catch (McException e)
+        {
+            throw new McException($"{Path.Combine(folder, ManifestName)}: {UserText.Quote(e.Message)[1..^1]} (a corrupt quantized folder? re-run mc quantize)");
+        }
     }
 }
