@@ -52,14 +52,7 @@ public static class Attention
                 _ => keys - 1,
             };
             hi = Math.Min(hi, keys - 1);
-            long lo1 = 0, hi1 = hi, lo2 = 0, hi2 = -1;
-            if (window > 0)
-            {
-                long windowStart = Math.Max(0, p - window + 1);
-                hi1 = Math.Min(hi, sinks - 1);            // sinks: always visible (when the mask allows)
-                lo2 = Math.Max(windowStart, hi1 + 1);
-                hi2 = hi;
-            }
+            var (lo1, hi1, lo2, hi2) = VisibleRanges(p, hi, window, sinks);
 
             Span<float> scores = stackalloc float[KeyBlock];
             Span<float> acc = valueDim > 1024 ? new float[valueDim] : stackalloc float[valueDim];
@@ -165,14 +158,7 @@ public static class Attention
                 _ => count - 1,
             };
             hi = Math.Min(hi, count - 1);
-            long lo1 = 0, hi1 = hi, lo2 = 0, hi2 = -1;
-            if (window > 0)
-            {
-                long windowStart = Math.Max(0, p - window + 1);
-                hi1 = Math.Min(hi, sinks - 1);
-                lo2 = Math.Max(windowStart, hi1 + 1);
-                hi2 = hi;
-            }
+            var (lo1, hi1, lo2, hi2) = VisibleRanges(p, hi, window, sinks);
 
             Span<float> scores = stackalloc float[KeyBlock];
             Span<int> slots = stackalloc int[KeyBlock];
@@ -258,5 +244,17 @@ public static class Attention
                 y[r * dim + c] = (float)acc;
             }
         }
+    }
+
+    /// <summary>
+    /// The keys query position <paramref name="p"/> sees, up to <paramref name="hi"/>, as two ranges [lo1, hi1] and
+    /// [lo2, hi2] (the second empty unless a window applies): with a window, the sinks (always visible when the mask
+    /// allows) and then the window's last <paramref name="window"/> positions.
+    /// </summary>
+    private static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
+    {
+        if (window <= 0) return (0, hi, 0, -1);
+        long hi1 = Math.Min(hi, sinks - 1);
+        return (0, hi1, Math.Max(Math.Max(0, p - window + 1), hi1 + 1), hi);
     }
 }

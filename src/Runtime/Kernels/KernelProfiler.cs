@@ -5,29 +5,30 @@ namespace ModelCompiler.Runtime.Kernels;
 /// <summary>
 /// Wall time per kernel kind, summed over the forwards run while a profile is active (<c>mc bench</c>'s per-kernel
 /// table). Generated code brackets every kernel call with <see cref="Start"/> and <see cref="Stop"/>; with no
-/// profile active (the default) that costs one static read per call. One profile at a time, process-wide: it is a
-/// benchmark tool, not for concurrent forwards.
+/// profile active (the default) that costs one async-local read per call. A profile sees the kernels of the logical flow
+/// (thread, and the tasks it awaits) that began it, so forwards run elsewhere in the process at the same time are not
+/// counted; one profile at a time per flow.
 /// </summary>
 public static class KernelProfiler
 {
-    private static Profile? s_active;
+    private static readonly AsyncLocal<Profile?> s_active = new();
 
     /// <summary>Starts collecting into a new profile; dispose it to stop.</summary>
     public static Profile Begin()
     {
         var profile = new Profile();
-        if (Interlocked.CompareExchange(ref s_active, profile, null) is not null)
-            throw new InvalidOperationException("a kernel profile is already active");
+        if (s_active.Value is not null) throw new InvalidOperationException("a kernel profile is already active");
+        s_active.Value = profile;
         return profile;
     }
 
     /// <summary>A timestamp when profiling, else 0.</summary>
-    public static long Start() => s_active is null ? 0 : Stopwatch.GetTimestamp();
+    public static long Start() => s_active.Value is null ? 0 : Stopwatch.GetTimestamp();
 
     /// <summary>Adds the time since <paramref name="start"/> to <paramref name="kernel"/>'s total (no-op when not profiling).</summary>
     public static void Stop(string kernel, long start)
     {
-        if (start == 0 || s_active is not { } profile) return;
+        if (start == 0 || s_active.Value is not { } profile) return;
         profile.Add(kernel, Stopwatch.GetTimestamp() - start);
     }
 
@@ -58,6 +59,9 @@ public static class KernelProfiler
                     .OrderBy(t => t.Phase, StringComparer.Ordinal).ThenByDescending(t => t.Item4).ToList();
         }
 
-        public void Dispose() => Interlocked.CompareExchange(ref s_active, null, this);
+        public void Dispose()
+        {
+            if (s_active.Value == this) s_active.Value = null;
+        }
     }
 }

@@ -27,15 +27,7 @@ public static class SafetensorsWriter
                 throw new McException($"{path}: duplicate tensor {SafetensorsErrors.Quote(sorted[i].Name)}");
         }
 
-        byte[] header = BuildHeader(sorted.Select(t => (t.Name, t.DType, t.Shape, (long)t.Data.Length)).ToList(), metadata);
-        int padding = (HeaderAlignment - header.Length % HeaderAlignment) % HeaderAlignment;
-
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-        Span<byte> lengthPrefix = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(lengthPrefix, (ulong)(header.Length + padding));
-        stream.Write(lengthPrefix);
-        stream.Write(header);
-        for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
+        using var stream = CreateWithHeader(path, BuildHeader(sorted.Select(t => (t.Name, t.DType, t.Shape, (long)t.Data.Length)).ToList(), metadata));
         foreach (var tensor in sorted) stream.Write(tensor.Data);
     }
 
@@ -52,20 +44,26 @@ public static class SafetensorsWriter
         for (int i = 1; i < sorted.Count; i++)
             if (sorted[i].Name == sorted[i - 1].Name)
                 throw new McException($"{path}: duplicate tensor {SafetensorsErrors.Quote(sorted[i].Name)}");
-        byte[] header = BuildHeader(sorted.Select(t => (t.Name, t.DType, t.Shape, checked(SafetensorsDTypes.ElementCount(t.Shape) * t.DType.SizeInBytes()))).ToList(), null);
-        int padding = (HeaderAlignment - header.Length % HeaderAlignment) % HeaderAlignment;
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-        Span<byte> lengthPrefix = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(lengthPrefix, (ulong)(header.Length + padding));
-        stream.Write(lengthPrefix);
-        stream.Write(header);
-        for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
+        using var stream = CreateWithHeader(path, BuildHeader(sorted.Select(t => (t.Name, t.DType, t.Shape, checked(SafetensorsDTypes.ElementCount(t.Shape) * t.DType.SizeInBytes()))).ToList(), null));
         foreach (var tensor in sorted)
         {
             var bytes = data(tensor.Name);
             new TensorData(tensor.Name, tensor.DType, tensor.Shape, bytes).Validate();
             stream.Write(bytes);
         }
+    }
+
+    /// <summary>Creates the file and writes the length prefix and the header, padded with spaces to the alignment.</summary>
+    private static FileStream CreateWithHeader(string path, byte[] header)
+    {
+        int padding = (HeaderAlignment - header.Length % HeaderAlignment) % HeaderAlignment;
+        var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
+        Span<byte> lengthPrefix = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(lengthPrefix, (ulong)(header.Length + padding));
+        stream.Write(lengthPrefix);
+        stream.Write(header);
+        for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
+        return stream;
     }
 
     private static byte[] BuildHeader(List<(string Name, DType DType, long[] Shape, long Length)> sorted, IReadOnlyDictionary<string, string>? metadata)
