@@ -55,7 +55,7 @@ public static class ModelFrontend
         }
         catch (JsonException e)
         {
-            throw new McException($"{path}:{(e.LineNumber ?? 0) + 1}:{(e.BytePositionInLine ?? 0) + 1}: malformed JSON: {e.Message.Split('\n')[0]}");
+            throw new McException($"{path}:{(e.LineNumber ?? 0) + 1}:{(e.BytePositionInLine ?? 0) + 1}: malformed JSON: {Runtime.UserText.Detail(e.Message)}");
         }
     }
 }

@@ -38,4 +38,14 @@ public static class UserText
         }
         return sb.Append('\'').ToString();
     }
+
+    /// <summary>
+    /// A library's exception message placed after ours: its first line, control characters escaped and cut to a
+    /// readable length. System.Text.Json quotes the offending input in its messages, so that text is hostile too.
+    /// </summary>
+    public static string Detail(string message)
+    {
+        var firstLine = message.Split('\n')[0].Trim();
+        return Quote(firstLine)[1..^1];
+    }
 }

@@ -98,7 +98,7 @@ public static class QuantizedFolder
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException)   // the latter: a name escaping a lone surrogate
         {
-            throw Bad($"malformed JSON: {e.Message.Split('\n')[0]}");
+            throw Bad($"malformed JSON: {UserText.Detail(e.Message)}");
         }
         catch (IOException e)
         {
@@ -132,7 +132,7 @@ public static class QuantizedFolder
         }
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {
-            throw Bad($"a value has the wrong type ({e.Message.Split('\n')[0]})");
+            throw Bad($"a value has the wrong type ({UserText.Detail(e.Message)})");
         }
         catch (McException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
         {

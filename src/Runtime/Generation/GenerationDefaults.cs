@@ -56,7 +56,7 @@ public sealed record GenerationDefaults(IReadOnlyList<int> EosIds, int? BosId, b
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new McException($"{path}: expected a JSON object");
             return new JsonFile(path, doc.RootElement.Clone());
         }
-        catch (JsonException e) { throw new McException($"{path}: malformed JSON: {e.Message.Split('\n')[0]}"); }
+        catch (JsonException e) { throw new McException($"{path}: malformed JSON: {UserText.Detail(e.Message)}"); }
         catch (IOException e) { throw new McException($"{path}: cannot read: {e.Message}"); }
     }
 

@@ -47,12 +47,12 @@ internal static class SafetensorsHeader
         }
         catch (JsonException e)
         {
-            throw Format(path, $"header is not valid JSON: {e.Message}", e);
+            throw Format(path, $"header is not valid JSON: {UserText.Detail(e.Message)}", e);
         }
         catch (InvalidOperationException e)
         {
             // GetString() on an escape that decodes to an unpaired surrogate (e.g. "\ud800").
-            throw Format(path, $"header has an invalid string: {e.Message}", e);
+            throw Format(path, $"header has an invalid string: {UserText.Detail(e.Message)}", e);
         }
 
         RejectOverlaps(path, tensors);

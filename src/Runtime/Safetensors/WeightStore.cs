@@ -188,12 +188,12 @@ public sealed class WeightStore : IDisposable
         }
         catch (JsonException e)
         {
-            throw Format(indexPath, $"index is not valid JSON: {e.Message}", e);
+            throw Format(indexPath, $"index is not valid JSON: {UserText.Detail(e.Message)}", e);
         }
         catch (InvalidOperationException e)
         {
             // Strings that decode to unpaired surrogates.
-            throw Format(indexPath, $"index has an invalid string: {e.Message}", e);
+            throw Format(indexPath, $"index has an invalid string: {UserText.Detail(e.Message)}", e);
         }
     }
 }

@@ -47,7 +47,7 @@ public static class HfTokenizerJson
         }
     }
 
-    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+    private static string FirstLine(string s) => UserText.Detail(s);
 
     private static List<AddedToken> AddedTokens(JNode? list)
     {

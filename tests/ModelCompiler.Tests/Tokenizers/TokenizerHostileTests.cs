@@ -20,6 +20,7 @@ public sealed class TokenizerHostileTests : IDisposable
     {
         var e = Assert.ThrowsAny<McException>(() => TokenizerLoader.Load(path));
         Assert.DoesNotContain('\n', e.Message);
+        Assert.DoesNotContain('\r', e.Message);
         Assert.Contains(Path.GetFileName(path), e.Message);
         foreach (var c in contains) Assert.Contains(c, e.Message);
     }
@@ -53,6 +54,7 @@ public sealed class TokenizerHostileTests : IDisposable
     [InlineData("", "invalid JSON")]
     [InlineData("{", "invalid JSON")]
     [InlineData("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [", "invalid JSON")]
+    [InlineData("{\"model\": trualse,\r\"x\": 1}", "invalid JSON", "\\u000d")]   // the parser quotes the bad literal, carriage return and all
     [InlineData("[]", "expected a JSON object")]
     [InlineData("{}", "missing field 'model'")]
     [InlineData("{\"model\": {\"type\": \"Transformer\", \"vocab\": {}}}", "model.type", "unknown model type 'Transformer'")]
