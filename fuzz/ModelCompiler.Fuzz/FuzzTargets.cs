@@ -1,6 +1,10 @@
 using System.Text;
+using ModelCompiler.Backends;
+using ModelCompiler.Backends.Quantization;
 using ModelCompiler.Frontend;
+using ModelCompiler.IR;
 using ModelCompiler.Runtime;
+using ModelCompiler.Runtime.Kernels;
 using ModelCompiler.Runtime.Tokenizers;
 using ModelCompiler.Runtime.Tokenizers.SentencePiece;
 
@@ -20,6 +24,8 @@ public static class FuzzTargets
         ["config"] = Config,
         ["tokenizer-json"] = TokenizerJson,
         ["sentencepiece"] = SentencePiece,
+        ["quantized-folder"] = QuantizedFolderManifest,
+        ["gguf"] = Gguf,
     };
 
     // Readers take paths (safetensors memory-maps its file), so inputs go through one scratch file per process.
@@ -64,6 +70,69 @@ public static class FuzzTargets
     private static void TokenizerJson(byte[] input) => Exercise(HfTokenizerJson.Parse(input, "tokenizer.json"));
 
     private static void SentencePiece(byte[] input) => Exercise(SentencePieceTokenizer.Load(Write("tokenizer.model", input)));
+
+    /// <summary>
+    /// A folder written by mc quantize: the input is its quantization.json, beside a fixed int4 quantization of the
+    /// zoo's tiny LLaMA (fuzz/data/quantized-llama: config.json, model.safetensors). Does what every command does before
+    /// running: read the manifest, import the model, rewrite its linears, bind the weights, and build each quantized
+    /// weight the way the compiled model's loader does (every code and scale range-checked).
+    /// </summary>
+    private static void QuantizedFolderManifest(byte[] input)
+    {
+        var folder = QuantizedModelFolder.Value;
+        File.WriteAllBytes(Path.Combine(folder, QuantizedFolder.ManifestName), input);
+        var manifest = QuantizedFolder.ReadManifest(folder);
+        if (manifest.Model.Kind != "hf") return;   // an .arch source is a path on the machine that wrote the folder
+        var graph = HuggingFaceImport.Load(folder, manifest.Model.Sets).Graph;
+        QuantizedFolder.Apply(graph, manifest, folder);
+        using var store = WeightStore.Open(folder);
+        WeightBinding.Validate(graph, store);
+        foreach (var q in graph.Nodes.Where(n => n.Op == OpKind.QuantizedLinear))
+        {
+            var a = q.Attrs;
+            int next = 3;
+            float[] Read(int input) => store.ReadFloat32(q.Input(input).Attrs.Str("name"));
+            var zeros = a.Bool("zeros") ? Read(next++) : null;
+            var inputScale = a.Bool("input_scale") ? Read(next++) : null;
+            var codes = q.Input(1).Type;
+            QuantizedWeight.FromLoaded(q.Input(1).Attrs.Str("name"), a.Str("scheme"), Read(1), Read(2), zeros, inputScale,
+                (int)codes[0].Size, (int)q.Input(2).Type[1].Size * (int)a.Int("group_size"), (int)a.Int("group_size"));
+        }
+    }
+
+    /// <summary>
+    /// A llama.cpp .gguf file, as every command takes one: the header and tensor table (bounds checks), the llama
+    /// metadata into hyperparameters and an elaborated model, the Q8_0/Q4_0 linears rewritten, the weights bound, every
+    /// small tensor read (dequantized, un-permuted, codes and scales), and the tokenizer built and used.
+    /// </summary>
+    private static void Gguf(byte[] input)
+    {
+        var path = Write("model.gguf", input);
+        using (var weights = Runtime.Gguf.GgufWeights.Open(path))
+        {
+            foreach (var t in weights.Tensors)
+            {
+                if (t.ElementCount > 1 << 16) continue;   // bounded work per input
+                weights.ReadFloat32(t.Name);
+                if (!t.DType.IsFloat()) weights.ReadInt64(t.Name);
+            }
+            if (weights.File.Has("tokenizer.ggml.model")) Exercise(GgufTokenizer.Load(weights.File));
+        }
+        var graph = GgufImport.Load(path, new Dictionary<string, string>()).Graph;
+        GgufQuantized.Apply(graph, path);
+        using var store = WeightStore.Open(path);
+        WeightBinding.Validate(graph, store);
+    }
+
+    private static readonly Lazy<string> QuantizedModelFolder = new(() =>
+    {
+        var data = Environment.GetEnvironmentVariable("MC_FUZZ_DATA") ?? Path.Combine(AppContext.BaseDirectory, "..", "..", "data");
+        var folder = Path.Combine(Scratch, "quantized");
+        Directory.CreateDirectory(folder);
+        foreach (var f in (string[])["config.json", WeightStore.SingleFileName])
+            File.Copy(Path.Combine(data, "quantized-llama", f), Path.Combine(folder, f), overwrite: true);
+        return folder;
+    });
 
     private static void Exercise(ITokenizer tokenizer)
     {

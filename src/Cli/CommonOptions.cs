@@ -7,7 +7,7 @@ namespace ModelCompiler.Cli;
 /// <summary>Options several commands share, and how they turn into a loaded model.</summary>
 internal static class CommonOptions
 {
-    public static Argument<string> Model() => new("model") { Description = "the model: an .arch file, or a Hugging Face folder (config.json picks the built-in template)" };
+    public static Argument<string> Model() => new("model") { Description = "the model: an .arch file, a Hugging Face folder (config.json picks the built-in template), a folder mc quantize wrote, or a llama.cpp .gguf file" };
 
     public static Option<string[]> Set() => new("--set")
     {
@@ -68,6 +68,15 @@ internal static class CommonOptions
     public static LoadedModel Load(string model, string? config, string[]? sets)
     {
         if (Backends.Quantization.QuantizedFolder.IsQuantizedFolder(model)) return LoadQuantized(model, sets);
+        if (Runtime.Gguf.GgufFile.LooksLikeGguf(model))
+        {
+            // Architecture and hyperparameters from its metadata; its Q8_0/Q4_0 linears onto the int8/int4 kernels.
+            if (config is not null && Path.GetFullPath(config) != Path.GetFullPath(model))
+                throw new McException($"--config {config}: a .gguf file brings its hyperparameters in its metadata; use --set");
+            var gguf = GgufImport.Load(model, ParseSets(sets));
+            Backends.Quantization.GgufQuantized.Apply(gguf.Graph, model);
+            return gguf;
+        }
         if (Directory.Exists(model))
         {
             if (!HuggingFaceImport.IsModelFolder(model))
@@ -101,11 +110,12 @@ internal static class CommonOptions
         return loaded;
     }
 
-    /// <summary>The weights to use: --weights, else the model itself when it is a Hugging Face folder or a quantized folder.</summary>
+    /// <summary>The weights to use: --weights, else the model itself when it is a Hugging Face folder, a quantized folder or a .gguf file.</summary>
     public static string ResolveWeights(string model, string? weights)
     {
         if (weights is not null) return weights;
         if (Backends.Quantization.QuantizedFolder.IsQuantizedFolder(model)) return model;
+        if (Runtime.Gguf.GgufFile.LooksLikeGguf(model)) return model;
         if (HuggingFaceImport.IsModelFolder(model)) return model;
         throw new McException($"{model}: an .arch file needs --weights (a Hugging Face folder or a .safetensors file)");
     }

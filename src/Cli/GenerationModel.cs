@@ -33,12 +33,29 @@ internal sealed class GenerationModel
     {
         var weightsPath = CommonOptions.ResolveWeights(model, weights);
         if (!File.Exists(weightsPath) && !Directory.Exists(weightsPath)) throw new McException($"{weightsPath}: no such file or folder");
+        if (Runtime.Gguf.GgufFile.LooksLikeGguf(weightsPath))
+        {
+            // A .gguf file carries its tokenizer (unless --tokenizer) and its BOS/EOS ids and add_bos_token in its metadata.
+            var ggufTokenizer = TokenizerLoader.Load(tokenizer ?? weightsPath);
+            return new GenerationModel(model, weightsPath, null, ggufTokenizer, GgufDefaults(weightsPath, ggufTokenizer));
+        }
         // The folder holding the checkpoint also holds its tokenizer and generation_config.json (a Hugging Face folder).
         var folder = Directory.Exists(weightsPath) ? weightsPath : Path.GetDirectoryName(Path.GetFullPath(weightsPath))!;
         if (tokenizer is null && !File.Exists(Path.Combine(folder, "tokenizer.json")) && !File.Exists(Path.Combine(folder, "tokenizer.model")))
             throw new McException($"{folder}: no tokenizer.json or tokenizer.model beside the weights; give --tokenizer (a tokenizer file or folder)");
         var loadedTokenizer = TokenizerLoader.Load(tokenizer ?? folder);
         return new GenerationModel(model, weightsPath, CommonOptions.ResolveConfig(null, weightsPath), loadedTokenizer, GenerationDefaults.Load(folder, loadedTokenizer));
+    }
+
+    private static GenerationDefaults GgufDefaults(string path, ITokenizer tokenizer)
+    {
+        using var file = Runtime.Gguf.GgufFile.Open(path);
+        long? eos = file.Integer("tokenizer.ggml.eos_token_id"), bos = file.Integer("tokenizer.ggml.bos_token_id");
+        var addBos = file.Metadata.TryGetValue("tokenizer.ggml.add_bos_token", out var v) && v is true;
+        int? bosId = bos is long b && b >= 0 && b < int.MaxValue ? (int)b : tokenizer.SpecialIds.Bos;
+        if (addBos && bosId is null) throw new McException($"{path}: tokenizer.ggml.add_bos_token is set but no BOS token id is known");
+        int[] eosIds = eos is long e && e >= 0 && e < int.MaxValue ? [(int)e] : tokenizer.SpecialIds.Eos is int t ? [t] : [];
+        return new GenerationDefaults(eosIds, bosId, addBos, Runtime.Generation.SamplingOptions.Greedy);
     }
 
     /// <summary>A fresh graph of the model with <paramref name="pipeline"/> run on it.</summary>

@@ -24,11 +24,14 @@ public static class ModelFrontend
     /// <param name="archPath">the .arch file</param>
     /// <param name="configPath">a Hugging Face config.json supplying hyperparameters, or null</param>
     /// <param name="sets">--set overrides, by hyperparameter name</param>
-    public static LoadedModel Load(string archPath, string? configPath, IReadOnlyDictionary<string, string> sets, IArchFiles? files = null)
+    public static LoadedModel Load(string archPath, string? configPath, IReadOnlyDictionary<string, string> sets, IArchFiles? files = null) =>
+        Load(archPath, configPath is null ? null : ReadConfig(configPath), configPath, sets, files);
+
+    /// <summary>As above with the config already parsed (a GGUF file's metadata); <paramref name="configPath"/> names it in errors.</summary>
+    public static LoadedModel Load(string archPath, JsonObject? config, string? configPath, IReadOnlyDictionary<string, string> sets, IArchFiles? files = null)
     {
         var diagnostics = new DiagnosticBag();
         var source = ArchLoader.Load(archPath, diagnostics, files) ?? throw new CompilationFailedException(diagnostics);
-        var config = configPath is null ? null : ReadConfig(configPath);
         var hypers = HyperBinding.Resolve(source, config, configPath, sets);
         var graph = Elaborator.Elaborate(source, hypers, diagnostics) ?? throw new CompilationFailedException(diagnostics,
             configPath is null ? null : $"{configPath}: {source.RootPath} rejects the hyperparameters this config gives it:");

@@ -10,7 +10,7 @@ namespace ModelCompiler.Runtime;
 /// (https://github.com/huggingface/safetensors: u64 LE header length, JSON header, data region).
 /// Every problem with the file is a one-line <see cref="ModelFormatException"/> naming it.
 /// </summary>
-public sealed unsafe class SafetensorsFile : IDisposable
+public sealed unsafe class SafetensorsFile : ITensorSource
 {
     private const int LengthPrefixSize = 8;
 

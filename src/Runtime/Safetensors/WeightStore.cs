@@ -6,7 +6,8 @@ namespace ModelCompiler.Runtime;
 /// <summary>
 /// Weights of a model: a single .safetensors file, or a folder with model.safetensors, or a sharded
 /// folder with model.safetensors.index.json ({"weight_map": {tensor: file}}), or (fallback) all
-/// *.safetensors in a folder. Tensor names are unique across the whole store.
+/// *.safetensors in a folder, or a llama.cpp .gguf file (its tensors under Hugging Face names, see
+/// <see cref="Gguf.GgufWeights"/>). Tensor names are unique across the whole store.
 /// </summary>
 public sealed class WeightStore : IDisposable
 {
@@ -16,8 +17,8 @@ public sealed class WeightStore : IDisposable
     // An index is a small name-to-file map; anything this large is not one.
     private const long MaxIndexLength = 100_000_000;
 
-    private readonly List<SafetensorsFile> _files;
-    private readonly Dictionary<string, SafetensorsFile> _fileOf;
+    private readonly List<ITensorSource> _files;
+    private readonly Dictionary<string, ITensorSource> _fileOf;
 
     /// <summary>The file or folder the store was opened from.</summary>
     public string Path { get; }
@@ -25,7 +26,12 @@ public sealed class WeightStore : IDisposable
     /// <summary>All tensor names, sorted ordinal.</summary>
     public IReadOnlyList<string> Names { get; }
 
-    private WeightStore(string path, List<SafetensorsFile> files, Dictionary<string, SafetensorsFile> fileOf)
+    private WeightStore(string path, List<ITensorSource> files)
+        : this(path, files, files.SelectMany(f => f.Tensors.Select(t => KeyValuePair.Create(t.Name, f))).ToDictionary(StringComparer.Ordinal))
+    {
+    }
+
+    private WeightStore(string path, List<ITensorSource> files, Dictionary<string, ITensorSource> fileOf)
     {
         Path = path;
         _files = files;
@@ -36,6 +42,7 @@ public sealed class WeightStore : IDisposable
     public static WeightStore Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (Gguf.GgufFile.LooksLikeGguf(path)) return new WeightStore(path, [Gguf.GgufWeights.Open(path)]);
         if (File.Exists(path)) return FromFiles(path, [path]);
         if (!Directory.Exists(path)) throw Format(path, "no such file or folder");
 
@@ -71,16 +78,16 @@ public sealed class WeightStore : IDisposable
 
     public override string ToString() => $"{Path} ({Names.Count} tensors in {_files.Count} files)";
 
-    private SafetensorsFile FileFor(string name) =>
+    private ITensorSource FileFor(string name) =>
         _fileOf.TryGetValue(name, out var file) ? file : throw Format(Path, $"no tensor {Quote(name)}");
 
     /// <summary>Every tensor of every file; a name in two files is ambiguous, so an error.</summary>
     private static WeightStore FromFiles(string path, IReadOnlyList<string> filePaths)
     {
-        var files = new List<SafetensorsFile>();
+        var files = new List<ITensorSource>();
         try
         {
-            var fileOf = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            var fileOf = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
             foreach (string filePath in filePaths)
             {
                 var file = SafetensorsFile.Open(filePath);
@@ -104,11 +111,11 @@ public sealed class WeightStore : IDisposable
     private static WeightStore FromIndex(string folder, string indexPath)
     {
         var weightMap = ReadWeightMap(indexPath);
-        var files = new List<SafetensorsFile>();
+        var files = new List<ITensorSource>();
         try
         {
-            var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
-            var fileOf = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+            var shards = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
+            var fileOf = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
             foreach (var (tensor, shardName) in weightMap)
             {
                 if (!shards.TryGetValue(shardName, out var shard))

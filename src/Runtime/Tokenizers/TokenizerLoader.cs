@@ -8,12 +8,13 @@ public static class TokenizerLoader
 {
     /// <summary>
     /// <paramref name="path"/> is a model folder (its tokenizer.json, else its tokenizer.model), a
-    /// tokenizer.json or a SentencePiece .model file. A tokenizer_config.json beside it names the BOS/EOS/UNK/PAD
+    /// tokenizer.json, a SentencePiece .model file or a .gguf file (its tokenizer.ggml.* metadata). A tokenizer_config.json beside it names the BOS/EOS/UNK/PAD
     /// tokens (<see cref="ITokenizer.SpecialIds"/>). Bad files give a one-line <see cref="McException"/>.
     /// </summary>
     public static ITokenizer Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (Gguf.GgufFile.LooksLikeGguf(path)) return GgufTokenizer.Load(path);
         string file;
         if (Directory.Exists(path))
         {

@@ -31,6 +31,22 @@ public sealed class SentencePieceModelFile
     public bool RemoveExtraWhitespaces { get; private set; } = true;
     public bool EscapeWhitespaces { get; private set; } = true;
 
+    /// <summary>
+    /// A BPE model from its pieces alone (a GGUF file's llama vocabulary): byte fallback when it has byte pieces,
+    /// whitespace escaped and a dummy prefix added, no other normalization, as llama.cpp's SPM tokenizer does.
+    /// </summary>
+    public static SentencePieceModelFile Bpe(IEnumerable<SentencePieceEntry> pieces, int unk, int bos, int eos, int pad, bool addDummyPrefix)
+    {
+        var m = new SentencePieceModelFile
+        {
+            ModelType = 2, UnkId = unk, BosId = bos, EosId = eos, PadId = pad, AddDummyPrefix = addDummyPrefix,
+            RemoveExtraWhitespaces = false, NormalizerName = "identity",
+        };
+        m.Pieces.AddRange(pieces);
+        m.ByteFallback = m.Pieces.Any(p => p.Type == PieceType.Byte);
+        return m;
+    }
+
     public static SentencePieceModelFile Load(string path)
     {
         byte[] bytes;
