@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes fuzz/seeds/gguf/: tiny GGUF files (a one-layer LLaMA of width 32 in F32, F16, Q8_0 and Q4_0, and a
+"""Writes fuzz/seeds/gguf/: tiny GGUF files (a one-layer LLaMA of width 32 in F16, Q8_0 and Q4_0, and a
 byte-level BPE vocabulary) with llama.cpp's gguf-py, so the fuzzer starts from files llama.cpp's own writer made.
 AFL works best on small inputs, so the model is a few KB.
     python3 fuzz/tools/make_gguf_seeds.py /path/to/llama.cpp/gguf-py"""
@@ -19,7 +19,7 @@ def model(name, qtype):
     w.add_head_count(heads); w.add_head_count_kv(kv); w.add_rope_dimension_count(dim // heads); w.add_layer_norm_rms_eps(1e-5)
     w.add_tokenizer_model("llama")
     w.add_token_list(["<unk>", "<s>", "</s>", "\u2581a", "b", "<0x41>", "\u2581", "ab"]); w.add_token_scores([0.0, 0.0, 0.0, -1.0, -2.0, 0.0, -3.0, -4.0])
-    w.add_token_types([2, 3, 3, 1, 1, 6, 1, 1]); w.add_bos_token_id(1); w.add_eos_token_id(2)
+    w.add_token_types([2, 3, 3, 1, 1, 1, 1, 1])   # no byte pieces: byte fallback needs all 256; w.add_bos_token_id(1); w.add_eos_token_id(2)
     def add(n, shape):
         a = rng.standard_normal(shape).astype(np.float32)
         if len(shape) == 1: w.add_tensor(n, a)
@@ -35,7 +35,7 @@ def model(name, qtype):
     add("output_norm.weight", (dim,)); add("output.weight", (vocab, dim))
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
-for q in ("f32", "f16", "q8_0", "q4_0"): model(f"llama-{q}.gguf", q)
+for q in ("f16", "q8_0", "q4_0"): model(f"llama-{q}.gguf", q)   # F32 is in every file (the norms); a whole f32 model is too big a seed
 
 w = gguf.GGUFWriter(os.path.join(out, "tokenizer-gpt2.gguf"), "llama")
 w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("gpt-2")
