@@ -108,9 +108,11 @@ internal static class BenchCommand
 
             var random = new Random(weightSeed);
             long parameters = 0;
+            // A .gguf file brings its weights (its Q8_0/Q4_0 blocks as they are): the run is the file's, as llama-bench's is.
+            using var fileWeights = Runtime.Gguf.GgufFile.LooksLikeGguf(parse.GetValue(model)!) ? WeightStore.Open(parse.GetValue(model)!) : null;
             compiled.LoadWeights(name =>
             {
-                var data = quantizedWeights?.Invoke(name) ?? SeededWeight(name, sizes[name], weightSeed);
+                var data = quantizedWeights?.Invoke(name) ?? fileWeights?.ReadFloat32(name) ?? SeededWeight(name, sizes[name], weightSeed);
                 parameters += data.LongLength;
                 return data;
             });

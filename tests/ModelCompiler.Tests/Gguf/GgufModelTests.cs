@@ -167,6 +167,17 @@ public class GgufModelTests
     }
 
     [Fact]
+    public void BenchRunsTheFilesQuantizedLinears()
+    {
+        var r = CliRunner.Run("bench", Data("llama-q4_0.gguf"), "-p", "8", "-n", "2", "-r", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        using var json = System.Text.Json.JsonDocument.Parse(r.Out);
+        var kernels = json.RootElement.GetProperty("kernels").EnumerateArray().Select(k => k.GetProperty("kernel").GetString()).ToList();
+        Assert.Contains("quantized_linear", kernels);
+        Assert.DoesNotContain("linear", kernels);
+    }
+
+    [Fact]
     public void HostileFilesGiveOneLineErrorsNamingTheFile()
     {
         var whole = File.ReadAllBytes(Data("llama-q4_0.gguf"));
