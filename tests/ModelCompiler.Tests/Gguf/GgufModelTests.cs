@@ -159,6 +159,28 @@ public class GgufModelTests
     }
 
     [Fact]
+    public void LlamaVocabularyEncodesLikeSentencePiece()
+    {
+        // tokenizer-llama.gguf carries the pieces of tests/tokenizers/sentencepiece_bpe; expected.json is the real
+        // sentencepiece library's output. A GGUF vocabulary has no normalizer spec, so (as in llama.cpp) whitespace runs
+        // are kept and digits are not split: only the cases those settings do not touch are compared.
+        var gguf = TokenizerLoader.Load(Data("tokenizer-llama.gguf"));
+        var expected = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "tokenizers", "sentencepiece_bpe", "expected.json")));
+        int compared = 0;
+        foreach (var c in expected.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            var text = c.GetProperty("text").GetString()!;
+            if (text.Length == 0 || System.Text.RegularExpressions.Regex.IsMatch(text, @"\s\s|[\t\r\n]|\d\d|^\s|\s$")) continue;
+            var ids = c.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()).ToList();
+            Assert.Equal(ids, gguf.Encode(text, addSpecialTokens: false));
+            Assert.Equal(c.GetProperty("decoded").GetString(), gguf.Decode(ids));
+            compared++;
+        }
+        Assert.True(compared >= 8, $"only {compared} cases compared");
+        Assert.Equal(2, gguf.SpecialIds.Eos);
+    }
+
+    [Fact]
     public void RunGeneratesFromAGgufFile()
     {
         var r = CliRunner.Run("run", Data("llama-q8_0.gguf"), "--prompt", "<t5><t7>", "--max-tokens", "4", "--temperature", "0");

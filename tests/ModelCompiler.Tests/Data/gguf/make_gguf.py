@@ -8,6 +8,8 @@ llama.cpp's own tools, so that what our reader is checked against is written by 
                                    un-permuted, under Hugging Face names: the fp32 reference for the quantized files
   tokenizer-gpt2.gguf              pystories' byte-level BPE vocabulary (tokens, merges, token types, special ids),
                                    no tensors; the special ids come from gguf-py's SpecialVocab
+  tokenizer-llama.gguf             tests/tokenizers/sentencepiece_bpe's pieces (text, score, type) as a llama vocabulary,
+                                   as convert_hf_to_gguf.py's _create_vocab_sentencepiece copies them
 Usage (llama.cpp checkout with gguf-py and a build of llama-quantize; python with numpy):
   python3 make_gguf.py --llama-cpp /path/to/llama.cpp"""
 import argparse, json, os, struct, subprocess, sys
@@ -128,6 +130,49 @@ def write_tokenizer(gguf, path, folder):
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
 
+def sentencepiece_pieces(path):
+    """(piece, score, type) of a SentencePiece .model (ModelProto field 1), read without the sentencepiece module."""
+    data = open(path, "rb").read()
+    def varint(b, i):
+        v = shift = 0
+        while True:
+            c = b[i]; i += 1; v |= (c & 0x7F) << shift; shift += 7
+            if c < 0x80: return v, i
+    def fields(b):
+        i = 0
+        while i < len(b):
+            key, i = varint(b, i); wire = key & 7
+            if wire == 0: v, i = varint(b, i)
+            elif wire == 1: v = b[i:i + 8]; i += 8
+            elif wire == 5: v = b[i:i + 4]; i += 4
+            elif wire == 2: n, i = varint(b, i); v = b[i:i + n]; i += n
+            else: raise ValueError(f"wire type {wire}")
+            yield key >> 3, v
+    pieces = []
+    for field, value in fields(data):
+        if field != 1: continue
+        piece, score, kind = "", 0.0, 1
+        for f, v in fields(value):
+            if f == 1: piece = v.decode("utf-8")
+            elif f == 2: score = struct.unpack("<f", v)[0]
+            elif f == 3: kind = v
+        pieces.append((piece, score, kind))
+    return pieces
+
+
+def write_llama_tokenizer(gguf, path, model):
+    pieces = sentencepiece_pieces(model)
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list([p for p, _, _ in pieces])
+    w.add_token_scores([s for _, s, _ in pieces])
+    w.add_token_types([t for _, _, t in pieces])
+    w.add_unk_token_id(0); w.add_bos_token_id(1); w.add_eos_token_id(2)   # the trainer's defaults, which this model keeps
+    w.add_add_bos_token(True)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llama-cpp", required=True)
@@ -146,6 +191,7 @@ def main():
         subprocess.run([quantize, "--pure", os.path.join(here, "llama-f32.gguf"), out, q], check=True, stdout=subprocess.DEVNULL)
         write_safetensors(os.path.join(here, f"llama-{q}.dequant.safetensors"), dequantized(gguf, out, cfg))
     write_tokenizer(gguf, os.path.join(here, "tokenizer-gpt2.gguf"), os.path.join(root, "examples", "pystories"))
+    write_llama_tokenizer(gguf, os.path.join(here, "tokenizer-llama.gguf"), os.path.join(root, "tests", "tokenizers", "sentencepiece_bpe", "tokenizer.model"))
     for f in sorted(os.listdir(here)):
         print(f"{f}: {os.path.getsize(os.path.join(here, f))} bytes", file=sys.stderr)
 
