@@ -117,6 +117,7 @@ public static class FuzzTargets
                 if (!t.DType.IsFloat()) weights.ReadInt64(t.Name);
             }
             if (weights.File.Has("tokenizer.ggml.model")) Exercise(GgufTokenizer.Load(weights.File));
+            if (weights.File.Tensors.Count == 0) return;   // a vocabulary-only file: no model to import
         }
         var graph = GgufImport.Load(path, new Dictionary<string, string>()).Graph;
         GgufQuantized.Apply(graph, path);
@@ -126,7 +127,10 @@ public static class FuzzTargets
 
     private static readonly Lazy<string> QuantizedModelFolder = new(() =>
     {
-        var data = Environment.GetEnvironmentVariable("MC_FUZZ_DATA") ?? Path.Combine(AppContext.BaseDirectory, "..", "..", "data");
+        // fuzz/run.sh sets MC_FUZZ_DATA; the test project copies fuzz/data beside itself as fuzz-data.
+        var data = Environment.GetEnvironmentVariable("MC_FUZZ_DATA") is { Length: > 0 } set ? set
+            : Directory.Exists(Path.Combine(AppContext.BaseDirectory, "fuzz-data")) ? Path.Combine(AppContext.BaseDirectory, "fuzz-data")
+            : Path.Combine(AppContext.BaseDirectory, "..", "..", "data");
         var folder = Path.Combine(Scratch, "quantized");
         Directory.CreateDirectory(folder);
         foreach (var f in (string[])["config.json", WeightStore.SingleFileName])

@@ -29,6 +29,18 @@ public sealed class FuzzRegressionTests
         if (error is not null) Assert.IsAssignableFrom<McException>(error);
     }
 
+    /// <summary>The seeds of the newest targets go all the way through their harness (none is rejected at the first check).</summary>
+    [Theory]
+    [InlineData("gguf", 4)]
+    [InlineData("quantized-folder", 3)]
+    public void SeedsAreAcceptedByTheirHarness(string target, int count)
+    {
+        var seeds = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "fuzz-seeds"))
+            .Where(f => target == "gguf" ? f.EndsWith(".gguf", StringComparison.Ordinal) : f.EndsWith(".json", StringComparison.Ordinal)).ToList();
+        Assert.Equal(count, seeds.Count);
+        foreach (var seed in seeds) FuzzTargets.All[target](File.ReadAllBytes(seed));
+    }
+
     [Fact]
     public void EveryTargetDirectoryNamesAHarness() =>
         Assert.All(Directory.GetDirectories(Root), d => Assert.Contains(Path.GetFileName(d), FuzzTargets.All.Keys));
