@@ -127,6 +127,9 @@ public static class QuantizedFolder
                 if ((entry.Zeros is not null) != (entry.Scheme == "int4")) throw Bad($"linear '{entry.Weight}': zero points go with int4 only");
                 return entry;
             }).ToList();
+            // Two entries for one weight would be two rewrites of one linear: ambiguous (found by the quantized-folder fuzzer).
+            var twice = linears.GroupBy(e => e.Weight, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+            if (twice is not null) throw Bad($"linear '{twice.Key}' is listed twice");
             var replaced = (root["replaced"] as JsonArray ?? new JsonArray()).Select(n => n?.GetValue<string>() ?? throw Bad("a null name in \"replaced\"")).ToList();
             return new QuantizedManifest(request, source, linears, replaced, root["calibration"] as JsonObject);
         }
