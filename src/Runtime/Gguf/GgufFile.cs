@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text;
 
 namespace ModelCompiler.Runtime.Gguf;
@@ -41,7 +40,7 @@ public sealed record GgufArray(GgufFile.ValueType ElementType, Array Values);
 /// checked against the file's size and against overflow before anything is allocated; every problem is a one-line
 /// <see cref="ModelFormatException"/> naming the file and the key or tensor at fault.
 /// </summary>
-public sealed unsafe class GgufFile : IDisposable
+public sealed class GgufFile : IDisposable
 {
     /// <summary>Metadata value types (gguf_type).</summary>
     public enum ValueType : uint { U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8, Array = 9, U64 = 10, I64 = 11, F64 = 12 }
@@ -51,10 +50,7 @@ public sealed unsafe class GgufFile : IDisposable
     private const uint DefaultAlignment = 32;
     private const int MaxDims = 4;           // GGML_MAX_DIMS
 
-    private readonly MemoryMappedFile _mapping;
-    private readonly MemoryMappedViewAccessor _view;
-    private readonly long _length;
-    private byte* _base;
+    private readonly MappedFile _map;
     private long _at;
     private string _where = "header";
 
@@ -70,15 +66,10 @@ public sealed unsafe class GgufFile : IDisposable
     private readonly List<GgufTensor> _tensors = [];
     private readonly Dictionary<string, GgufTensor> _byName = new(StringComparer.Ordinal);
 
-    private GgufFile(string path, MemoryMappedFile mapping, MemoryMappedViewAccessor view, long length)
+    private GgufFile(string path, MappedFile map)
     {
         Path = path;
-        _mapping = mapping;
-        _view = view;
-        _length = length;
-        byte* pointer = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-        _base = pointer + _view.PointerOffset;
+        _map = map;
     }
 
     public static bool LooksLikeGguf(string path) =>
@@ -86,39 +77,16 @@ public sealed unsafe class GgufFile : IDisposable
 
     public static GgufFile Open(string path)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        FileStream stream;
+        var map = MappedFile.Open(path, 24, "GGUF");
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw Error(path, $"cannot open: {UserText.Detail(e.Message)}");
-        }
-        GgufFile? file = null;
-        try
-        {
-            long length = stream.Length;
-            if (length < 24) throw Error(path, $"file is too short to be GGUF ({length} bytes, need at least 24)");
-            var mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-            MemoryMappedViewAccessor view;
-            try { view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read); }
-            catch { mapping.Dispose(); throw; }
-            file = new GgufFile(path, mapping, view, length);
+            var file = new GgufFile(path, map);
             file.ReadHeader();
             return file;
         }
-        catch (IOException e)
-        {
-            file?.Dispose();
-            stream.Dispose();
-            throw Error(path, $"cannot map: {UserText.Detail(e.Message)}");
-        }
         catch
         {
-            file?.Dispose();
-            stream.Dispose();
+            map.Dispose();
             throw;
         }
     }
@@ -131,10 +99,9 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>The tensor's bytes straight from the mapping (no copy); valid until Dispose.</summary>
     public ReadOnlySpan<byte> Bytes(GgufTensor tensor)
     {
-        ObjectDisposedException.ThrowIf(_base == null, this);
         if (tensor.ByteLength > int.MaxValue)
             throw Error(Path, $"tensor {UserText.Quote(tensor.Name)} is {tensor.ByteLength} bytes, too large for one read");
-        return new ReadOnlySpan<byte>(_base + tensor.Offset, (int)tensor.ByteLength);
+        return _map.Span(tensor.Offset, (int)tensor.ByteLength);
     }
 
     // ---- metadata accessors: a value of the wrong type is an error naming the key ----
@@ -248,7 +215,7 @@ public sealed unsafe class GgufFile : IDisposable
         _byName.Clear();
 
         long dataStart = (_at + Alignment - 1) / Alignment * Alignment;
-        long dataLength = _length - dataStart;
+        long dataLength = _map.Length - dataStart;
         foreach (var (name, type, dims, offset, bytes) in raw)
         {
             _where = $"tensor {UserText.Quote(name)}";
@@ -338,13 +305,12 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
-    private long Remaining => _length - _at;
+    private long Remaining => _map.Length - _at;
 
     private ReadOnlySpan<byte> Take(long n)
     {
         if (n < 0 || n > Remaining) throw Bad($"truncated: needs {n} more bytes at offset {_at}, the file has {Remaining}");
-        ObjectDisposedException.ThrowIf(_base == null, this);
-        var span = new ReadOnlySpan<byte>(_base + _at, (int)n);
+        var span = _map.Span(_at, (int)n);
         _at += n;
         return span;
     }
@@ -363,16 +329,7 @@ public sealed unsafe class GgufFile : IDisposable
 
     private ModelFormatException Bad(string detail) => Error(Path, $"{_where}: {detail}");
 
-    public void Dispose()
-    {
-        if (_base != null)
-        {
-            _base = null;
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        }
-        _view.Dispose();
-        _mapping.Dispose();
-    }
+    public void Dispose() => _map.Dispose();
 
     public override string ToString() => $"{Path} (GGUF v{Version}, {_tensors.Count} tensors, {_metadata.Count} metadata keys)";
 }

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using static ModelCompiler.Runtime.SafetensorsErrors;
 
@@ -10,17 +9,14 @@ namespace ModelCompiler.Runtime;
 /// (https://github.com/huggingface/safetensors: u64 LE header length, JSON header, data region).
 /// Every problem with the file is a one-line <see cref="ModelFormatException"/> naming it.
 /// </summary>
-public sealed unsafe class SafetensorsFile : ITensorSource
+public sealed class SafetensorsFile : ITensorSource
 {
     private const int LengthPrefixSize = 8;
 
     // Tensors are converted in chunks so that one over 2 GiB (too big for a span) can still be read.
     private const int MaxChunkBytes = 1 << 30;
 
-    private readonly MemoryMappedFile _mapping;
-    private readonly MemoryMappedViewAccessor _view;
-    private readonly long _fileLength;
-    private byte* _base;
+    private readonly MappedFile _map;
     private IReadOnlyList<TensorInfo> _tensors = [];
     private Dictionary<string, TensorInfo> _byName = new(StringComparer.Ordinal);
 
@@ -32,63 +28,24 @@ public sealed unsafe class SafetensorsFile : ITensorSource
     /// <summary>The header's "__metadata__" entries; empty if it has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; private set; } = new Dictionary<string, string>();
 
-    private SafetensorsFile(string path, MemoryMappedFile mapping, MemoryMappedViewAccessor view, long fileLength)
+    private SafetensorsFile(string path, MappedFile map)
     {
         Path = path;
-        _mapping = mapping;
-        _view = view;
-        _fileLength = fileLength;
-        byte* pointer = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-        _base = pointer + _view.PointerOffset;
+        _map = map;
     }
 
     public static SafetensorsFile Open(string path)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        FileStream stream;
+        var map = MappedFile.Open(path, LengthPrefixSize, "safetensors");
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw Format(path, $"cannot open: {e.Message}", e);
-        }
-
-        SafetensorsFile? file = null;
-        try
-        {
-            long length = stream.Length;
-            // Also covers the empty file, which cannot be memory-mapped at all.
-            if (length < LengthPrefixSize)
-                throw Format(path, $"file is too short to be safetensors ({length} bytes, need at least {LengthPrefixSize})");
-            var mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read,
-                HandleInheritability.None, leaveOpen: false);
-            MemoryMappedViewAccessor view;
-            try
-            {
-                view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            }
-            catch
-            {
-                mapping.Dispose();
-                throw;
-            }
-            file = new SafetensorsFile(path, mapping, view, length);
+            var file = new SafetensorsFile(path, map);
             file.ReadHeader();
             return file;
         }
-        catch (IOException e)
-        {
-            file?.Dispose();
-            stream.Dispose();
-            throw Format(path, $"cannot map: {e.Message}", e);
-        }
         catch
         {
-            file?.Dispose();
-            stream.Dispose(); // no-op when the mapping already owns and closed it
+            map.Dispose();
             throw;
         }
     }
@@ -97,14 +54,14 @@ public sealed unsafe class SafetensorsFile : ITensorSource
     {
         // Unsigned, so a hostile 2^63 is not read as negative; every check comes before any allocation.
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(Span(0, LengthPrefixSize));
-        ulong available = (ulong)(_fileLength - LengthPrefixSize);
+        ulong available = (ulong)(_map.Length - LengthPrefixSize);
         if (headerLength > available)
             throw Format(Path, $"header length {headerLength} is larger than the rest of the file ({available} bytes)");
         if (headerLength > SafetensorsHeader.MaxHeaderLength)
             throw Format(Path, $"header length {headerLength} exceeds the {SafetensorsHeader.MaxHeaderLength}-byte limit");
 
         long dataStart = LengthPrefixSize + (long)headerLength;
-        var parsed = SafetensorsHeader.Parse(Path, Span(LengthPrefixSize, (int)headerLength), dataStart, _fileLength - dataStart);
+        var parsed = SafetensorsHeader.Parse(Path, Span(LengthPrefixSize, (int)headerLength), dataStart, _map.Length - dataStart);
         _tensors = parsed.Tensors;
         _byName = parsed.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         Metadata = parsed.Metadata;
@@ -240,22 +197,9 @@ public sealed unsafe class SafetensorsFile : ITensorSource
     private ModelFormatException CannotRead(TensorInfo info, string target) =>
         Format(Path, $"tensor {Quote(info.Name)} has dtype {SafetensorsDTypes.Name(info.DType)}, which cannot be read as {target}");
 
-    private ReadOnlySpan<byte> Span(long offset, int length)
-    {
-        ObjectDisposedException.ThrowIf(_base == null, this);
-        return new ReadOnlySpan<byte>(_base + offset, length);
-    }
+    private ReadOnlySpan<byte> Span(long offset, int length) => _map.Span(offset, length);
 
-    public void Dispose()
-    {
-        if (_base != null)
-        {
-            _base = null;
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        }
-        _view.Dispose();
-        _mapping.Dispose();
-    }
+    public void Dispose() => _map.Dispose();
 
     public override string ToString() => $"{Path} ({_tensors.Count} tensors)";
 }
