@@ -11,7 +11,7 @@ llama.cpp's own tools, so that what our reader is checked against is written by 
   tokenizer-llama.gguf             tests/tokenizers/sentencepiece_bpe's pieces (text, score, type) as a llama vocabulary,
                                    as convert_hf_to_gguf.py's _create_vocab_sentencepiece copies them
 Usage (llama.cpp checkout with gguf-py and a build of llama-quantize; python with numpy):
-  python3 make_gguf.py --llama-cpp /path/to/llama.cpp"""
+  python3 make_gguf.py --llama-cpp /path/to/llama.cpp [--pystories OUT_DIR]"""
 import argparse, json, os, struct, subprocess, sys
 
 import numpy as np
@@ -59,7 +59,7 @@ def hf_name(gguf_name):
     return f"model.layers.{layer}.{NAMES[rest]}"
 
 
-def write_model(gguf, path, t, cfg, f16):
+def write_model(gguf, path, t, cfg, f16, tokenizer_folder=None):
     heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     w = gguf.GGUFWriter(path, "llama")
     w.add_name("zoo-llama")
@@ -74,14 +74,8 @@ def write_model(gguf, path, t, cfg, f16):
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_vocab_size(cfg["vocab_size"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
-    # A placeholder SentencePiece vocabulary of the model's size (the oracle has no tokenizer; llama.cpp's tools want one).
-    vocab = cfg["vocab_size"]
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(["<unk>", "<s>", "</s>"] + [f"<t{i}>" for i in range(3, vocab)])
-    w.add_token_scores([0.0] * vocab)
-    w.add_token_types([gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.NORMAL] * (vocab - 3))
-    w.add_unk_token_id(0); w.add_bos_token_id(cfg["bos_token_id"]); w.add_eos_token_id(cfg["eos_token_id"])
+    if tokenizer_folder is not None: add_gpt2_vocabulary(gguf, w, tokenizer_folder)
+    else: add_placeholder_vocabulary(gguf, w, cfg)
 
     def add(name, a):
         # As convert_hf_to_gguf.py: 1-D tensors (norms) stay f32 in an f16 file.
@@ -98,6 +92,17 @@ def write_model(gguf, path, t, cfg, f16):
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
 
+def add_placeholder_vocabulary(gguf, w, cfg):
+    # A placeholder SentencePiece vocabulary of the model's size (the oracle has no tokenizer; llama.cpp's tools want one).
+    vocab = cfg["vocab_size"]
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(["<unk>", "<s>", "</s>"] + [f"<t{i}>" for i in range(3, vocab)])
+    w.add_token_scores([0.0] * vocab)
+    w.add_token_types([gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.NORMAL] * (vocab - 3))
+    w.add_unk_token_id(0); w.add_bos_token_id(cfg["bos_token_id"]); w.add_eos_token_id(cfg["eos_token_id"])
+
+
 def dequantized(gguf, path, cfg):
     heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     out = {}
@@ -111,6 +116,12 @@ def dequantized(gguf, path, cfg):
 
 
 def write_tokenizer(gguf, path, folder):
+    w = gguf.GGUFWriter(path, "llama")
+    add_gpt2_vocabulary(gguf, w, folder)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+
+def add_gpt2_vocabulary(gguf, w, folder):
     tok = json.load(open(os.path.join(folder, "tokenizer.json"), encoding="utf-8"))
     vocab = tok["model"]["vocab"]
     added = {a["id"]: a for a in tok.get("added_tokens", [])}
@@ -120,14 +131,12 @@ def write_tokenizer(gguf, path, folder):
     for i, a in added.items():
         # As convert_hf_to_gguf.py's get_vocab_base: special added tokens are CONTROL, the others USER_DEFINED.
         tokens[i] = a["content"]; types[i] = gguf.TokenType.CONTROL if a["special"] else gguf.TokenType.USER_DEFINED
-    w = gguf.GGUFWriter(path, "llama")
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("gpt-2")
     w.add_token_list(tokens)
     w.add_token_types(types)
     special = gguf.SpecialVocab(folder, load_merges=True)   # merges and bos/eos ids from tokenizer.json / config files
     special.add_to_gguf(w)
-    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
 
 def sentencepiece_pieces(path):
@@ -176,10 +185,19 @@ def write_llama_tokenizer(gguf, path, model):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llama-cpp", required=True)
+    ap.add_argument("--pystories", metavar="DIR", help="instead: write pystories-{f32,q8_0,q4_0}.gguf (with its vocabulary) into DIR; too big to commit")
     args = ap.parse_args()
     sys.path.insert(0, os.path.join(args.llama_cpp, "gguf-py"))
     import gguf
     quantize = os.path.join(args.llama_cpp, "build", "bin", "llama-quantize")
+    if args.pystories:
+        folder = os.path.join(root, "examples", "pystories")
+        cfg = json.load(open(os.path.join(folder, "config.json")))
+        f32 = os.path.join(args.pystories, "pystories-f32.gguf")
+        write_model(gguf, f32, read_safetensors(os.path.join(folder, "model.safetensors")), cfg, f16=False, tokenizer_folder=folder)
+        for q in ("q8_0", "q4_0"):
+            subprocess.run([quantize, "--pure", f32, os.path.join(args.pystories, f"pystories-{q}.gguf"), q], check=True, stdout=subprocess.DEVNULL)
+        return
 
     oracle = os.path.join(root, "tests", "oracles", "llama")
     cfg = json.load(open(os.path.join(oracle, "config.json")))
