@@ -19,7 +19,7 @@ def model(name, qtype):
     w.add_head_count(heads); w.add_head_count_kv(kv); w.add_rope_dimension_count(dim // heads); w.add_layer_norm_rms_eps(1e-5)
     w.add_tokenizer_model("llama")
     w.add_token_list(["<unk>", "<s>", "</s>", "\u2581a", "b", "<0x41>", "\u2581", "ab"]); w.add_token_scores([0.0, 0.0, 0.0, -1.0, -2.0, 0.0, -3.0, -4.0])
-    w.add_token_types([2, 3, 3, 1, 1, 1, 1, 1])   # no byte pieces: byte fallback needs all 256; w.add_bos_token_id(1); w.add_eos_token_id(2)
+    w.add_token_types([2, 3, 3, 1, 1, 1, 1, 1]); w.add_bos_token_id(1); w.add_eos_token_id(2)   # no byte pieces: byte fallback needs all 256
     def add(n, shape):
         a = rng.standard_normal(shape).astype(np.float32)
         if len(shape) == 1: w.add_tensor(n, a)

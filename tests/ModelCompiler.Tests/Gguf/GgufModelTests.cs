@@ -189,6 +189,27 @@ public class GgufModelTests
     }
 
     [Fact]
+    public void PerplexityScoresAGgufFile()
+    {
+        var text = CliRunner.TempFile("text.txt");
+        try
+        {
+            // tiny-q4_0.gguf: a one-layer model with an 8-piece SentencePiece vocabulary (▁a, b, ab, ▁, ...).
+            File.WriteAllText(text, string.Concat(Enumerable.Repeat("a b ab ba ", 40)));
+            var r = CliRunner.Run("perplexity", Data("tiny-q4_0.gguf"), "--text", text, "--window", "16", "--json");
+            Assert.True(r.ExitCode == 0, r.Err);
+            using var json = System.Text.Json.JsonDocument.Parse(r.Out);
+            double perplexity = json.RootElement.GetProperty("perplexity").GetDouble();
+            Assert.True(double.IsFinite(perplexity) && perplexity > 1, $"perplexity {perplexity}");
+            Assert.True(json.RootElement.GetProperty("tokens").GetInt32() >= 15);
+        }
+        finally
+        {
+            File.Delete(text);
+        }
+    }
+
+    [Fact]
     public void BenchRunsTheFilesQuantizedLinears()
     {
         var r = CliRunner.Run("bench", Data("llama-q4_0.gguf"), "-p", "8", "-n", "2", "-r", "1", "--json");
