@@ -85,7 +85,7 @@ internal static class BenchCommand
             new PassManager(cuda ? Backends.Cuda.CudaBackend.CachedPipeline : CpuBackend.CachedPipeline).Run(graph);
             if (paged && PagedKvCacheRewrite.Unsupported(graph) is { } why)
                 throw new McException($"{graph.Name} cannot use a paged KV cache ({why}); use --cache contiguous");
-            if (paged) new PassManager(["paged-kv-cache"]).Run(graph);
+            if (paged) new PassManager(["paged-kv-cache", "paged-logit-rows"]).Run(graph);
             var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
             if (parse.GetValue(saveWeights) is { } savePath)
             {

@@ -101,6 +101,8 @@ public sealed partial class CSharpEmitter
                 int axis = Axis(t[0], a.Int("axis"));
                 return [$"Collectives.AllGather(Communicator, {x[0]}, {Product(t[0].Shape.Take(axis))}, {Product(t[0].Shape.Skip(axis))}, {y}, ranks: {SmallInt(n, a.Int("ranks"))}, {where});"];
             }
+            case OpKind.GatherRows:
+                return [$"Layout.GatherRows({x[0]}, {x[1]}, {DimExpr(t[0][-1])}, {y}, {where});"];
             case OpKind.Embedding:
                 return [$"Positional.Embedding({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, {y}, {where});"];
             case OpKind.Positions:

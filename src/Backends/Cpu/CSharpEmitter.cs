@@ -608,6 +608,7 @@ public sealed partial class CSharpEmitter
             OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
                 or OpKind.Attention or OpKind.PagedAttention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
+            OpKind.GatherRows => "fi",
             OpKind.QuantizedLinear => "fif",
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
             OpKind.Rope or OpKind.Xpos => "fi",
