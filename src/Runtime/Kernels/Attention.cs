@@ -162,8 +162,10 @@ public static class Attention
         long work = 0, longest = 0;
         for (int t = 0; t < tokens; t++)
         {
-            work += batch.KeyCount(tokenSequence[t]);
-            longest = Math.Max(longest, batch.KeyCount(tokenSequence[t]));
+            // A window bounds the keys a query reads, whatever the sequence's length.
+            long count = batch.KeyCount(tokenSequence[t]);
+            work += window > 0 ? Math.Min(count, sinks + window) : count;
+            longest = Math.Max(longest, count);
         }
         // StreamingLLM: cos/sin of every cache index a key or query of this step can take (at most sinks + window).
         float[]? ropeTable = null;
