@@ -56,6 +56,12 @@ public static class Attention
         }
         float fscale = (float)scale;
         int rows = batch * queryHeads * seq;
+        bool serial = (long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1;
+        if (bias is null && AttentionTiled.Supports(headDim, valueDim))
+        {
+            AttentionTiled.Forward(q, k, v, y, batch, seq, keys, queryHeads, kvHeads, headDim, valueDim, fscale, mask, window, sinks, prefix, serial, where);
+            return;
+        }
 
         void Row(int row)
         {
@@ -119,10 +125,10 @@ public static class Attention
             else TensorPrimitives.Divide(acc, sum, yr);
         }
 
-        if ((long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1)
+        if (serial)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, Row);
+            KernelThreading.For(rows, Row);
     }
 
     /// <summary>
@@ -167,6 +173,8 @@ public static class Attention
             work += window > 0 ? Math.Min(count, sinks + window) : count;
             longest = Math.Max(longest, count);
         }
+        int rows = tokens * queryHeads;
+        bool serial = work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1;
         // StreamingLLM: cos/sin of every cache index a key or query of this step can take (at most sinks + window).
         float[]? ropeTable = null;
         int half = 0;
@@ -181,6 +189,13 @@ public static class Attention
             long ranks = window > 0 ? Math.Min(longest, sinks + window) : longest;
             ropeTable = batch.Scratch(checked((int)(ranks * 2 * half)));
             cacheRope.Fill(ropeTable, (int)ranks);
+        }
+        // The tiled core reads keys as cached; rotating them per query (StreamingLLM) takes the row loop below.
+        if (ropeTable is null && AttentionTiled.Supports(headDim, valueDim))
+        {
+            AttentionTiled.Paged(q, y, tokens, queryHeads, kvHeads, headDim, valueDim, fscale, mask, window, sinks, prefix, slopes, batch,
+                keys, values, serial, where);
+            return;
         }
 
         void Row(int row)
@@ -265,11 +280,10 @@ public static class Attention
             else TensorPrimitives.Divide(acc, sum, yr);
         }
 
-        int rows = tokens * queryHeads;
-        if (work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1)
+        if (serial)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, Row);
+            KernelThreading.For(rows, Row);
     }
 
     /// <summary>Rotates the pairs of <paramref name="x"/> by the angles of cache index <paramref name="index"/> (<see cref="CacheRope.Fill"/>'s row).</summary>
@@ -327,7 +341,7 @@ public static class Attention
     /// [lo2, hi2] (the second empty unless a window applies): with a window, the sinks (always visible when the mask
     /// allows) and then the window's last <paramref name="window"/> positions.
     /// </summary>
-    private static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
+    internal static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
     {
         if (window <= 0) return (0, hi, 0, -1);
         long hi1 = Math.Min(hi, sinks - 1);
