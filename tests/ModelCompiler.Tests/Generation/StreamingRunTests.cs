@@ -50,6 +50,21 @@ public sealed class StreamingRunTests : IDisposable
         Assert.InRange(peak, 1, (sinks + blockSize - 1) / blockSize + (window + blockSize - 1) / blockSize + 1);
     }
 
+    /// <summary>A prompt longer than the context is an error normally (RunCommandTests) but fine here: the cache keeps only sinks + window of it.</summary>
+    [Fact]
+    public void APromptLongerThanTheContextIsTakenInStreamingMode()
+    {
+        var prompt = string.Concat(Enumerable.Repeat(PystoriesTests.Generation(1).GetProperty("prompt").GetString()!, 12));
+        var normal = CliRunner.Run("run", _folder, "--prompt", prompt, "--max-tokens", "8");
+        Assert.Equal(1, normal.ExitCode);
+        Assert.Contains("longer than the model's context of 64", normal.Err);
+        var result = CliRunner.Run("run", _folder, "--prompt", prompt, "--max-tokens", "8", "--temperature", "0", "--streaming-window", "28");
+        Assert.True(result.ExitCode == 0, result.Err);
+        Assert.True(int.Parse(Regex.Match(result.Err, @"prompt: (\d+) tokens").Groups[1].Value, CultureInfo.InvariantCulture) > Context);
+        Assert.Contains("generated: 8 tokens", result.Err);
+        Assert.StartsWith(prompt, result.Out);
+    }
+
     [Theory]
     [InlineData("61", "4", "exceed the model's context of 64")]
     [InlineData("0", "4", "--streaming-window 0")]
