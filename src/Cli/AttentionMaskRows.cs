@@ -74,24 +74,38 @@ internal sealed class AttentionMaskRows
         var row = new Dictionary<string, RefTensor>(StringComparer.Ordinal);
         foreach (var (name, tensor) in _feeds)
         {
-            long inner = tensor.Rank == 0 ? 1 : tensor.ElementCount / (tensor.Shape[0] * (_perToken.Contains(name) ? _seq : 1));
-            long rows = tensor.Shape[0];
             var shape = (long[])tensor.Shape.Clone();
             shape[0] = 1;
-            IEnumerable<long> offsets;
+            // (offset, length) runs of elements to keep: one per unmasked token, or the row's whole slice.
+            (long Offset, long Length)[] runs;
             if (_perToken.Contains(name))
             {
+                long inner = tensor.ElementCount / (_batch * _seq);
                 shape[1] = _kept[b].Length;
-                offsets = _kept[b].Select(s => (b * _seq + s) * inner);
+                runs = _kept[b].Select(s => ((b * _seq + s) * inner, inner)).ToArray();
             }
-            else offsets = [(rows == 1 ? 0 : b) * (tensor.ElementCount / rows)];
-            long count = _perToken.Contains(name) ? inner : tensor.ElementCount / rows;
-            if (tensor.IsFloat)
-                row[name] = RefTensor.FromFloats(shape, offsets.SelectMany(o => tensor.F!.Skip((int)o).Take((int)count)).ToArray(), tensor.DType);
             else
-                row[name] = RefTensor.FromInts(shape, offsets.SelectMany(o => tensor.I!.Skip((int)o).Take((int)count)).ToArray(), tensor.DType);
+            {
+                long perRow = tensor.ElementCount / tensor.Shape[0];
+                runs = [((tensor.Shape[0] == 1 ? 0 : b) * perRow, perRow)];
+            }
+            row[name] = tensor.IsFloat
+                ? RefTensor.FromFloats(shape, Gather(tensor.F!, runs), tensor.DType)
+                : RefTensor.FromInts(shape, Gather(tensor.I!, runs), tensor.DType);
         }
         return row;
+    }
+
+    private static T[] Gather<T>(T[] source, (long Offset, long Length)[] runs)
+    {
+        var result = new T[runs.Sum(r => r.Length)];
+        long at = 0;
+        foreach (var (offset, length) in runs)
+        {
+            Array.Copy(source, offset, result, at, length);
+            at += length;
+        }
+        return result;
     }
 
     /// <summary>Runs every row alone and assembles the batch's outputs (sequence-axis outputs scattered back, padding 0).</summary>
