@@ -184,6 +184,36 @@ public sealed class StreamingLlmTests
         Assert.All(logits, x => Assert.True(float.IsFinite(x)));
     }
 
+    /// <summary>
+    /// The rewrite on the zoo LLaMA: every paged attention reads q and k from before their rope (no rope is left), carries the
+    /// sinks, window and the ropes' parameters, and position_ids stay an input that nothing else reads.
+    /// </summary>
+    [Fact]
+    public void TheRewriteMovesRopeIntoEveryPagedAttention()
+    {
+        var graph = Load();
+        new PassManager(CpuBackend.PagedPipeline).Run(graph);
+        var ropes = graph.Nodes.Where(n => n.Op == OpKind.Rope).ToList();
+        var before = graph.Nodes.Where(n => n.Op == OpKind.PagedAttention).ToList();
+        Assert.Equal(2 * before.Count, ropes.Count);
+        var preRope = before.Select(a => (a.Name, Q: a.Input(0).Input(0), K: a.Input(1).Input(0), Theta: a.Input(0).Attrs.Float("theta"))).ToList();
+        Assert.True(new StreamingLlmRewrite(4, 20).Run(graph));
+        Assert.DoesNotContain(graph.Nodes, n => n.Op == OpKind.Rope);
+        var after = graph.Nodes.Where(n => n.Op == OpKind.PagedAttention).ToList();
+        Assert.Equal(preRope.Count, after.Count);
+        foreach (var (attention, expected) in after.Zip(preRope))
+        {
+            Assert.Equal(expected.Name, attention.Name);
+            Assert.Same(expected.Q, attention.Input(0));
+            Assert.Same(expected.K, attention.Input(1));
+            Assert.Equal((4L, 20L), (attention.Attrs.Int("sinks"), attention.Attrs.Int("window")));
+            Assert.Equal(expected.Theta, attention.Attrs.Float("rope_theta"));
+            Assert.Equal(expected.Q.Type[3].Size, attention.Attrs.Int("rope_dim"));
+        }
+        var positionIds = Assert.Single(graph.Inputs, i => i.Attrs.Str("name") == PagedKvCacheRewrite.PositionIds);
+        Assert.DoesNotContain(graph.Nodes, n => n.Inputs.Contains(positionIds));
+    }
+
     /// <summary>Models whose positions do not enter only through RoPE are refused with the reason (GPT-2's learned table, BLOOM's ALiBi, dynamic NTK).</summary>
     [Theory]
     [InlineData("gpt2", "position_ids reach")]
