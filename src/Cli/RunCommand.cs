@@ -81,7 +81,7 @@ internal static class RunCommand
                     if (streaming is { } s && context is long c && s.Sinks + (long)s.Window > c)
                         throw new McException($"--streaming-sinks {s.Sinks} + --streaming-window {s.Window} exceed the model's context of {c} tokens");
                     const int blockSize = 16;
-                    var pool = new Runtime.Paged.KvBlockPool(pagedModel.CacheLayers, ParallelSampleGenerator.BlocksNeeded(pagedModel, promptIds.Count, max, k, blockSize), blockSize);
+                    var pool = new Runtime.Paged.KvBlockPool(pagedModel.CacheLayers, ParallelSampleGenerator.BlocksNeeded(pagedModel, promptIds.Count, max, k, blockSize, streaming is null ? context : null), blockSize);
                     var engine = new Runtime.Paged.PagedEngine(pagedModel, pool, maxTokensPerStep: Math.Max(promptIds.Count, k), maxSequencesPerStep: k);
                     parallel = new ParallelSampleGenerator(engine, source.Tokenizer, streaming is null ? context : null);
                     steps = parallel.Generate(request, k); // validates (prompt length) before anything is printed

@@ -34,14 +34,26 @@ public sealed class ParallelSampleGenerator(PagedEngine engine, ITokenizer token
         return value;
     }
 
-    /// <summary>The blocks a pool needs for <paramref name="samples"/> samples of a <paramref name="promptTokens"/>-token prompt
-    /// growing by <paramref name="maxNewTokens"/> each (with the model's window, when it evicts, bounding each sample).</summary>
-    public static int BlocksNeeded(IPagedCompiledModel model, int promptTokens, int maxNewTokens, int samples, int blockSize)
+    /// <summary>
+    /// The blocks a pool needs for <paramref name="samples"/> samples of a <paramref name="promptTokens"/>-token prompt
+    /// growing by <paramref name="maxNewTokens"/> each: no more than the context holds when there is one (generation
+    /// stops there), and with the model's window, when it evicts, no more than the sinks' and window's blocks.
+    /// </summary>
+    public static int BlocksNeeded(IPagedCompiledModel model, int promptTokens, int maxNewTokens, int samples, int blockSize, long? contextLength)
     {
-        int Blocks(long tokens) => checked((int)((tokens + blockSize - 1) / blockSize));
-        int perSample = Blocks(promptTokens + (long)maxNewTokens) + 1;
+        long Blocks(long tokens) => (tokens + blockSize - 1) / blockSize;
+        long perSample = Blocks(SequenceTokens(promptTokens, maxNewTokens, contextLength)) + 1;
         if (model.SlidingWindow > 0) perSample = Math.Min(perSample, Blocks(model.AttentionSinks) + Blocks(model.SlidingWindow) + 2);
-        return Blocks(promptTokens) + samples * perSample;
+        long blocks = Blocks(promptTokens) + samples * perSample;
+        return blocks <= int.MaxValue ? (int)blocks : throw new McException($"a KV cache of {blocks} blocks of {blockSize} tokens is too large");
+    }
+
+    /// <summary>The most tokens one sample's sequence holds: the prompt and its new tokens, within the context when there is one.</summary>
+    private static int SequenceTokens(int promptTokens, int maxNewTokens, long? contextLength)
+    {
+        long tokens = (long)promptTokens + Math.Max(1, maxNewTokens);
+        if (contextLength is long c) tokens = Math.Min(tokens, Math.Max(c, promptTokens));
+        return tokens <= int.MaxValue ? (int)tokens : throw new McException($"a sequence of {tokens} tokens is too long (at most {int.MaxValue})");
     }
 
     /// <summary>
@@ -72,7 +84,7 @@ public sealed class ParallelSampleGenerator(PagedEngine engine, ITokenizer token
         var logits = new float[samples * vocab];
         try
         {
-            sequences[0] = pool.CreateSequence(request.PromptIds.Count + Math.Max(1, request.MaxNewTokens));
+            sequences[0] = pool.CreateSequence(SequenceTokens(request.PromptIds.Count, request.MaxNewTokens, contextLength));
             var prompt = request.PromptIds.Select(id => (long)id).ToArray();
             engine.Step(sequences.AsSpan(0, 1), [prompt], logits);
             PromptBlocks = PeakBlocks = pool.BlocksInUse;
