@@ -54,6 +54,8 @@ public sealed class PagedEngine
 
     public int MaxTokensPerStep => _batch.MaxTokens;
 
+    public int MaxSequencesPerStep => _batch.MaxSequences;
+
     /// <summary>During <see cref="Generate"/>: tokens cached by the requests in flight after the last step (for the pool's waste).</summary>
     public long ActiveTokens { get; private set; }
 
