@@ -15,7 +15,8 @@ namespace ModelCompiler.Cli;
 /// and kv-cache pipelines and seeded random weights (no checkpoint), then per rep one prefill of P tokens and G cached
 /// decode steps; prints prompt tokens/s (pp) and generated tokens/s (tg) as medians over the reps with their spread,
 /// like llama.cpp's llama-bench. The KV cache is paged by default (<c>--cache contiguous</c>: the older presents-as-pasts
-/// graph); <c>--batch N</c> decodes N sequences in one forward per step and counts all their tokens.
+/// graph); <c>--batch N</c> decodes N sequences in one forward per step and counts all their tokens, and also times one
+/// sequence's decode in the same reps (tg x1) for the batch's speedup.
 /// </summary>
 internal static class BenchCommand
 {
@@ -30,7 +31,7 @@ internal static class BenchCommand
         var cache = new Option<string>("--cache") { Description = "KV cache: paged (block pool, written in place) or contiguous (presents fed back as pasts)", DefaultValueFactory = _ => "paged" };
         cache.AcceptOnlyFromAmong("paged", "contiguous");
         var workload = new Option<int>("--workload") { Description = "instead of pp/tg: serve N requests (prompt and output lengths drawn from 16..512, seeded) with continuous batching over the paged cache; prints tokens/s and the pool's wasted slots", DefaultValueFactory = _ => 0 };
-        var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them", DefaultValueFactory = _ => 1 };
+        var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them; above 1, one sequence's decode is timed in the same reps too (tg x1) and the speedup printed", DefaultValueFactory = _ => 1 };
         var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
         target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
         var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
@@ -85,7 +86,7 @@ internal static class BenchCommand
             new PassManager(cuda ? Backends.Cuda.CudaBackend.CachedPipeline : CpuBackend.CachedPipeline).Run(graph);
             if (paged && PagedKvCacheRewrite.Unsupported(graph) is { } why)
                 throw new McException($"{graph.Name} cannot use a paged KV cache ({why}); use --cache contiguous");
-            if (paged) new PassManager(["paged-kv-cache"]).Run(graph);
+            if (paged) new PassManager(["paged-kv-cache", "paged-logit-rows"]).Run(graph);
             var sizes = graph.Weights.GroupBy(w => w.Attrs.Str("name")).ToDictionary(x => x.Key, x => x.First().Type, StringComparer.Ordinal);
             if (parse.GetValue(saveWeights) is { } savePath)
             {
@@ -132,12 +133,13 @@ internal static class BenchCommand
             long residentBefore = Process.GetCurrentProcess().WorkingSet64;
             var ppRates = new List<double>();
             var tgRates = new List<double>();
+            var singleRates = new List<double>();   // --batch > 1: one sequence's decode in the same reps
             int launchesPerToken = 0;
             using var profile = Runtime.Kernels.KernelProfiler.Begin();
             if (cudaModel is not null)
                 launchesPerToken = CudaRates(graph, cudaModel, p, g, r, vocab, random, ppRates, tgRates);
             else if (paged)
-                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates, profile);
+                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates, b > 1 && g > 0 ? singleRates : null, profile);
             else
                 ContiguousRates(graph, compiled, p, g, r, vocab, random, ppRates, tgRates, profile);
             profile.Phase = null;
@@ -171,6 +173,8 @@ internal static class BenchCommand
                     ["pp_spread"] = Math.Round(Spread(ppRates), 3),
                     ["tg_tokens_per_s"] = g == 0 ? null : Math.Round(tg, 3),
                     ["tg_spread"] = g == 0 ? null : Math.Round(Spread(tgRates), 3),
+                    ["tg_batch1_tokens_per_s"] = singleRates.Count == 0 ? null : Math.Round(Median(singleRates), 3),
+                    ["batch_speedup"] = singleRates.Count == 0 ? null : Math.Round(tg / Median(singleRates), 3),
                     ["compile_seconds"] = Math.Round(compileSeconds, 3),
                     ["isa"] = Runtime.Kernels.Gemm.BestIsa.ToString(),   // the GEMM's micro-kernels on this machine and runtime settings
                     ["resident_bytes_before"] = residentBefore,
@@ -195,7 +199,9 @@ internal static class BenchCommand
                 cli.Out.WriteLine($"| model | params | threads | test | t/s |");
                 cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
                 cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
+                if (singleRates.Count > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} x1 | {F(Median(singleRates))} ± {F(Spread(singleRates))} |");
                 if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | {tgName} | {F(tg)} ± {F(Spread(tgRates))} |");
+                if (singleRates.Count > 0) cli.Out.WriteLine($"(batched decode: {b} sequences give {F(tg / Median(singleRates))}x the tokens/s of one, from the same reps)");
                 cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; {(paged ? "paged" : "contiguous")} KV cache{(b > 1 ? $", {b} sequences per decode step" : "")}; compiled in {compileSeconds:F1} s; GEMM {Runtime.Kernels.Gemm.BestIsa})");
                 cli.Out.WriteLine();
                 cli.Out.WriteLine("| phase | kernel | calls | total ms | % of phase |");
@@ -213,12 +219,13 @@ internal static class BenchCommand
 
     /// <summary>
     /// Per rep: <paramref name="batch"/> prompts of <paramref name="p"/> tokens prefilled one by one (pp: the first one's rate),
-    /// then <paramref name="g"/> steps that each decode one token of every sequence in one forward (tg: all their tokens).
+    /// then <paramref name="g"/> steps that each decode one token of every sequence in one forward (tg: all their tokens);
+    /// with <paramref name="singleRates"/>, then the same decode of one sequence alone (its tokens/s, for the batch's speedup).
     /// </summary>
     private static void PagedRates(Runtime.Paged.IPagedCompiledModel model, int p, int g, int reps, int batch, long vocab, Random random,
-        List<double> ppRates, List<double> tgRates, Runtime.Kernels.KernelProfiler.Profile profile)
+        List<double> ppRates, List<double> tgRates, List<double>? singleRates, Runtime.Kernels.KernelProfiler.Profile profile)
     {
-        var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, batch * (p + g + 16)),
+        var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, (batch + 1) * (p + g + 16)),
             maxTokensPerStep: Math.Max(p, batch), maxSequencesPerStep: batch);
         var logits = new float[batch * vocab];
         for (int rep = -1; rep < reps; rep++)
@@ -247,6 +254,16 @@ internal static class BenchCommand
                     engine.Step(sequences, feeds, logits);
                 }
                 if (!warmUp) tgRates.Add((double)batch * g / tgClock.Elapsed.TotalSeconds);
+                if (singleRates is null) continue;
+                // The same decode with one sequence, in the same rep, so both rates see the same machine.
+                using var single = engine.Pool.CreateSequence(p + g + 1);
+                var one = new[] { single };
+                profile.Phase = null;
+                engine.Step(one, [Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray()], logits);
+                var singleClock = Stopwatch.StartNew();
+                for (int step = 0; step < steps; step++)
+                    engine.Step(one, [new[] { GreedyDecoder.ArgMax(logits.AsSpan(0, (int)vocab), []) }], logits);
+                if (!warmUp) singleRates.Add(g / singleClock.Elapsed.TotalSeconds);
             }
             finally { foreach (var s in sequences) s.Dispose(); }
         }

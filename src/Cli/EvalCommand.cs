@@ -12,7 +12,8 @@ namespace ModelCompiler.Cli;
 
 /// <summary>
 /// <c>mc eval model.arch --weights W --inputs in.safetensors --out out.safetensors [--generate N]</c>.
-/// The contract other tools rely on: inputs by name (input_ids, token_type_ids, decoder_input_ids),
+/// The contract other tools rely on: inputs by name (input_ids, token_type_ids, decoder_input_ids, and
+/// attention_mask for padded batches: <see cref="AttentionMaskRows"/>),
 /// <c>logits</c> written as float32 in Hugging Face's shape, and with --generate, <c>greedy_ids</c>
 /// (int64 [1, seq+N], or the decoder's [1, 1+N] for encoder-decoders) with EOS masked.
 /// </summary>
@@ -22,7 +23,7 @@ internal static class EvalCommand
     {
         var model = CommonOptions.Model();
         var weights = new Option<string?>("--weights") { Description = "a Hugging Face model folder (config.json + safetensors) or a .safetensors file (default: the model, when it is a folder)" };
-        var inputs = new Option<string>("--inputs") { Description = "a .safetensors file holding input_ids (int64 [batch, seq]) and any other inputs the model declares", Required = true };
+        var inputs = new Option<string>("--inputs") { Description = "a .safetensors file holding input_ids (int64 [batch, seq]) and any other inputs the model declares; optionally attention_mask ([batch, seq] of 1 for tokens, 0 for padding: each row then runs alone on its tokens, and padded positions' outputs are 0)", Required = true };
         var output = new Option<string>("--out") { Description = "the .safetensors file to write (logits, and greedy_ids with --generate)", Required = true };
         var generate = new Option<int>("--generate") { Description = "also write greedy_ids: batch row 0 extended by exactly N argmax tokens (EOS masked)" };
         var target = new Option<string>("--target") { Description = "where to run: interpreter (the reference; default), cpu (compiled to C# and run in-process), cuda (an NVIDIA GPU through ILGPU) or cuda-sim (the cuda kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => EvalTargets.Interpreter };
@@ -58,6 +59,7 @@ internal static class EvalCommand
 
             var inputPath = parse.GetValue(inputs)!;
             var feeds = ReadInputs(graph, inputPath);
+            var masked = AttentionMaskRows.Read(graph, inputPath, feeds);
             int ranks = parse.GetValue(tp);
             if (ranks > 1 && targetName != EvalTargets.Interpreter && targetName != EvalTargets.Cpu)
                 throw new McException($"--tp {ranks} runs on --target interpreter or cpu in this build (the NCCL communicator for cuda is not written yet)");
@@ -67,7 +69,8 @@ internal static class EvalCommand
                     () => CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph, ranks),
                     store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
             using var disposable = runner as IDisposable;
-            var results = runner.Run(feeds);
+            var results = masked is null ? runner.Run(feeds) : masked.Run(graph, runner);
+            if (masked is not null) feeds = masked.Row(0);   // --generate extends row 0's tokens, padding left out
 
             var written = new List<TensorData>();
             foreach (var (name, (shape, data)) in results)

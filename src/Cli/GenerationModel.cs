@@ -76,6 +76,22 @@ internal sealed class GenerationModel
         return model;
     }
 
+    /// <summary>
+    /// The model compiled for the paged KV cache (weights loaded), with StreamingLLM's sinks and window when
+    /// <paramref name="streaming"/> is given; null when the model cannot be paged (<paramref name="why"/> says why).
+    /// <paramref name="context"/> is its context length (max_position_embeddings), when its hyperparameters say.
+    /// </summary>
+    public Runtime.Paged.IPagedCompiledModel? CompilePaged(WeightStore store, (int Sinks, int Window)? streaming, out long? context, out string? why)
+    {
+        var graph = Graph(CpuBackend.CachedPipeline);
+        context = ContextLength(graph);
+        why = PagedKvCacheRewrite.Unsupported(graph);
+        if (why is not null) return null;
+        new PassManager(["paged-kv-cache"]).Run(graph);
+        if (streaming is { } s) new StreamingLlmRewrite(s.Sinks, s.Window).Run(graph);
+        return (Runtime.Paged.IPagedCompiledModel)CompileCpu(graph, store);
+    }
+
     /// <summary>The model sharded over <paramref name="ranks"/> ranks (<c>--tp</c>), each rank compiled with its KV cache and weight slices.</summary>
     public Backends.Generation.TensorParallelStepper CompileCpuSharded(WeightStore store, int ranks)
     {

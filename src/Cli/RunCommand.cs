@@ -36,15 +36,30 @@ internal static class RunCommand
         var target = new Option<string>("--target") { Description = "where to run: cpu (compiled, KV-cached; default) or interpreter (the reference; slow)", DefaultValueFactory = _ => EvalTargets.Cpu };
         target.AcceptOnlyFromAmong(EvalTargets.Cpu, EvalTargets.Interpreter);
         var tp = CommonOptions.TensorParallel();
+        var samples = new Option<int>("--n") { Description = "samples of the prompt, decoded together (paged cache: the prompt is prefilled once and its blocks shared); sample i > 1 uses a seed derived from --seed; stdout: each sample under a line '=== sample i of K ==='", DefaultValueFactory = _ => 1 };
+        var cache = new Option<string>("--cache") { Description = "KV cache on --target cpu: paged (block pool; default) or contiguous", DefaultValueFactory = _ => "paged" };
+        cache.AcceptOnlyFromAmong("paged", "contiguous");
+        var streamingWindow = new Option<int?>("--streaming-window") { Description = "StreamingLLM mode: keep the sink tokens plus the last W tokens, so generation may go past the model's context with flat memory (RoPE models)" };
+        var streamingSinks = new Option<int?>("--streaming-sinks") { Description = "with --streaming-window: the first K tokens every query keeps seeing (attention sinks; default 4)" };
         var command = new Command("run", "Generate text from a prompt, streamed token by token: stdout is the prompt and its completion, speeds go to stderr.")
         {
-            model, weights, prompt, promptFile, maxTokens, temperature, topK, topP, seed, stop, tokenizer, target, tp,
+            model, weights, prompt, promptFile, maxTokens, temperature, topK, topP, seed, stop, tokenizer, target, tp, samples, cache, streamingWindow, streamingSinks,
         };
         command.SetAction(parse =>
         {
             var promptText = ReadPrompt(parse.GetValue(prompt), parse.GetValue(promptFile));
             int max = parse.GetValue(maxTokens);
             if (max < 0) throw new McException($"--max-tokens {max}: expected a number >= 0");
+            int k = parse.GetValue(samples);
+            if (k < 1 || k > MaxSamples) throw new McException($"--n {k}: expected 1..{MaxSamples} samples");
+            var streaming = StreamingOptions(parse.GetValue(streamingSinks), parse.GetValue(streamingWindow));
+            bool needsPaged = k > 1 || streaming is not null;
+            string what = k > 1 ? $"--n {k}" : "--streaming-window";
+            int ranks = parse.GetValue(tp);
+            var targetName = parse.GetValue(target)!;
+            bool paged = parse.GetValue(cache) == "paged" && targetName == EvalTargets.Cpu && ranks == 1;
+            if (needsPaged && !paged) throw new McException($"{what} needs the paged KV cache: --target cpu, --cache paged and no --tp");
+
             var source = GenerationModel.Open(parse.GetValue(model)!, parse.GetValue(weights), parse.GetValue(tokenizer));
             var defaults = source.Defaults.Sampling;
             var sampling = new SamplingOptions(parse.GetValue(temperature) ?? defaults.Temperature, parse.GetValue(topK) ?? defaults.TopK, parse.GetValue(topP) ?? defaults.TopP);
@@ -53,38 +68,100 @@ internal static class RunCommand
             var promptIds = source.Defaults.EncodePrompt(source.Tokenizer, promptText);
 
             using var store = WeightStore.Open(source.WeightsPath);
-            int ranks = parse.GetValue(tp);
-            if (ranks > 1 && parse.GetValue(target) != EvalTargets.Cpu) throw new McException($"--tp {ranks} runs on --target cpu (the interpreter's sharded runs are mc eval's)");
-            var stepper = ranks > 1 ? source.CompileCpuSharded(store, ranks) : CreateStepper(source, store, parse.GetValue(target)!);
+            if (ranks > 1 && targetName != EvalTargets.Cpu) throw new McException($"--tp {ranks} runs on --target cpu (the interpreter's sharded runs are mc eval's)");
             var request = new GenerationRequest(promptIds, max, sampling, seedValue, source.Defaults.EosIds, parse.GetValue(stop) ?? []);
-            var generator = new TextGenerator(stepper, source.Tokenizer);
-            var steps = generator.Generate(request); // validates (prompt length) before anything is printed
+            ParallelSampleGenerator? parallel = null;
+            IEnumerable<SampleStep>? steps = null;
+            if (paged)
+            {
+                var pagedModel = source.CompilePaged(store, streaming, out var context, out var why);
+                if (pagedModel is null && needsPaged) throw new McException($"{what} needs the paged KV cache, which this model cannot use: {why}");
+                if (pagedModel is not null)
+                {
+                    if (streaming is { } s && context is long c && s.Sinks + (long)s.Window > c)
+                        throw new McException($"--streaming-sinks {s.Sinks} + --streaming-window {s.Window} exceed the model's context of {c} tokens");
+                    const int blockSize = 16;
+                    var pool = new Runtime.Paged.KvBlockPool(pagedModel.CacheLayers, ParallelSampleGenerator.BlocksNeeded(pagedModel, promptIds.Count, max, k, blockSize, streaming is null ? context : null), blockSize);
+                    var engine = new Runtime.Paged.PagedEngine(pagedModel, pool, maxTokensPerStep: Math.Max(promptIds.Count, k), maxSequencesPerStep: k);
+                    parallel = new ParallelSampleGenerator(engine, source.Tokenizer, streaming is null ? context : null);
+                    steps = parallel.Generate(request, k); // validates (prompt length) before anything is printed
+                }
+            }
+            if (steps is null)
+            {
+                var stepper = ranks > 1 ? source.CompileCpuSharded(store, ranks) : CreateStepper(source, store, targetName);
+                steps = new TextGenerator(stepper, source.Tokenizer).Generate(request).Select(step => new SampleStep(0, step)); // validates first
+            }
 
-            cli.Out.Write(promptText);
-            cli.Out.Flush();
+            if (k == 1)
+            {
+                cli.Out.Write(promptText);
+                cli.Out.Flush();
+            }
+            var texts = Enumerable.Range(0, k).Select(_ => new StringBuilder()).ToArray();
+            var generated = new int[k];
+            var finish = new FinishReason?[k];
             var clock = Stopwatch.StartNew();
             TimeSpan? promptTime = null;
-            int generated = 0;
-            FinishReason? finish = null;
-            foreach (var step in steps)
+            foreach (var (sample, step) in steps)
             {
                 // The first step comes after the prefill: its time is the prompt's (llama.cpp counts it the same way).
                 if (promptTime is null) { promptTime = clock.Elapsed; clock.Restart(); }
-                if (step.TokenId >= 0) generated++;
+                if (step.TokenId >= 0) generated[sample]++;
+                finish[sample] = step.Finish;
+                if (k > 1) { texts[sample].Append(step.Text); continue; }
                 cli.Out.Write(step.Text);
                 cli.Out.Flush();
-                finish = step.Finish;
             }
             var generationTime = clock.Elapsed;
             var prefillTime = promptTime ?? generationTime;
+            for (int i = 0; i < k && k > 1; i++)
+            {
+                cli.Out.Write(SampleHeader(i, k) + "\n" + promptText + texts[i] + "\n");
+                cli.Out.Flush();
+            }
             cli.Err.WriteLine();
             cli.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"prompt: {promptIds.Count} tokens in {prefillTime.TotalSeconds:F3} s ({promptIds.Count / Math.Max(prefillTime.TotalSeconds, 1e-9):F1} tokens/s)"));
-            cli.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"generated: {generated} tokens in {generationTime.TotalSeconds:F3} s ({Rate(generated - 1, generationTime)} tokens/s); stopped by {Describe(finish)}; {(sampling.IsGreedy ? "greedy" : $"seed {seedValue}")}"));
+            string Seed(int i) => sampling.IsGreedy ? "greedy" : $"seed {ParallelSampleGenerator.SampleSeed(seedValue, i)}";
+            if (k == 1)
+                cli.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"generated: {generated[0]} tokens in {generationTime.TotalSeconds:F3} s ({Rate(generated[0] - 1, generationTime)} tokens/s); stopped by {Describe(finish[0])}; {Seed(0)}"));
+            else
+            {
+                cli.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"generated: {generated.Sum()} tokens in {generationTime.TotalSeconds:F3} s ({Rate(generated.Sum() - k, generationTime)} tokens/s) over {k} samples"));
+                for (int i = 0; i < k; i++)
+                    cli.Err.WriteLine($"sample {i + 1}: {generated[i]} tokens; stopped by {Describe(finish[i])}; {Seed(i)}");
+            }
+            if (parallel is not null && (k > 1 || streaming is not null))
+            {
+                var pool = parallel.Engine.Pool;
+                var mode = streaming is { } s ? $"StreamingLLM ({s.Sinks} sinks + a window of {s.Window}); " : "";
+                cli.Err.WriteLine($"kv cache: {mode}blocks of {pool.BlockSize} tokens: {parallel.PromptBlocks} after the prompt (shared by {k} sample{(k > 1 ? "s" : "")}), at most {parallel.PeakBlocks} in use");
+            }
             return McApp.Ok;
         });
         return command;
+    }
+
+    /// <summary>The most samples <c>--n</c> takes (they decode in one batch).</summary>
+    public const int MaxSamples = 64;
+
+    /// <summary>The line before sample <paramref name="index"/> (0-based) of <paramref name="count"/> on stdout when <c>--n</c> &gt; 1.</summary>
+    public static string SampleHeader(int index, int count) => $"=== sample {index + 1} of {count} ===";
+
+    private static (int Sinks, int Window)? StreamingOptions(int? sinks, int? window)
+    {
+        if (window is null)
+        {
+            if (sinks is not null) throw new McException("--streaming-sinks needs --streaming-window");
+            return null;
+        }
+        int k = sinks ?? 4;
+        if (k < 0) throw new McException($"--streaming-sinks {k}: expected a number >= 0");
+        if (window < 1) throw new McException($"--streaming-window {window}: expected at least 1 token");
+        return (k, window.Value);
     }
 
     /// <summary>Tokens/s of the decode steps: the first token came with the prefill.</summary>

@@ -64,6 +64,7 @@ public enum OpKind
     PagedAttention, // q[1,T,Hq,D], k[1,T,Hkv,D], v[1,T,Hkv,Dv] -> [1,T,Hq,Dv]: T tokens of one or more sequences; each token's k/v is written
                     // to layer attr `layer` of its sequence's paged cache at its position, then its query attends over that sequence's
                     // cache through the block table; attrs layer, scale, mask, window, sinks, prefix, alibi (heads' ALiBi slopes × (j − i))
+    GatherRows,     // x[..., D], rows[1, R] (integer indices into x's rows, all leading axes flattened) -> [1, R, D] (the paged-logit-rows pass)
 
     // Collectives of a tensor-parallel rank (made by the tensor-parallel pass; every rank runs the same ops in the same order)
     AllReduce,      // x -> x summed over the attr ranks ranks of the group

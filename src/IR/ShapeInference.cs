@@ -177,6 +177,12 @@ public static class ShapeInference
                 if (!d.IsKnown) throw new ShapeError($"all_gather along symbolic axis {axis} of {ins[0]}");
                 return ins[0].WithShape(ins[0].Shape.SetItem(axis, checked(d.Size * ranks)));
             }
+            case OpKind.GatherRows:
+                Arity(op, ins, 2);
+                if (ins[0].Rank < 2) throw new ShapeError($"gather_rows needs rows of a [..., dim] tensor, got {ins[0]}");
+                if (!ins[1].DType.IsInteger() || ins[1].Rank != 2 || !ins[1][0].IsKnown || ins[1][0].Size != 1)
+                    throw new ShapeError($"gather_rows indices must be integers [1, rows], got {ins[1]}");
+                return new TensorType(ins[0].DType, ins[1][0], ins[1][1], ins[0][-1]);
             case OpKind.Embedding:
                 Arity(op, ins, 2);
                 if (!ins[0].DType.IsInteger()) throw new ShapeError($"embedding ids must be integers, got {ins[0]}");

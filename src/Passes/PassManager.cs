@@ -22,6 +22,7 @@ public sealed class PassManager
         new KvCacheRewrite(),
         new TensorParallelShard(),
         new PagedKvCacheRewrite(),
+        new PagedLogitRows(),
     };
 
     /// <summary>The default pipeline for the reference interpreter: cleanup only, so it runs what the user wrote.</summary>

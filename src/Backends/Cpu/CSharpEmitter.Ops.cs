@@ -101,6 +101,8 @@ public sealed partial class CSharpEmitter
                 int axis = Axis(t[0], a.Int("axis"));
                 return [$"Collectives.AllGather(Communicator, {x[0]}, {Product(t[0].Shape.Take(axis))}, {Product(t[0].Shape.Skip(axis))}, {y}, ranks: {SmallInt(n, a.Int("ranks"))}, {where});"];
             }
+            case OpKind.GatherRows:
+                return [$"Layout.GatherRows({x[0]}, {x[1]}, {DimExpr(t[0][-1])}, {y}, {where});"];
             case OpKind.Embedding:
                 return [$"Positional.Embedding({x[0]}, {x[1]}, {DimExpr(t[1][0])}, {DimExpr(t[1][1])}, {y}, {where});"];
             case OpKind.Positions:
@@ -231,7 +233,15 @@ public sealed partial class CSharpEmitter
         var (q, k, v) = (t[0], t[1], t[2]);
         return $"Attention.Paged({x[0]}, {x[1]}, {x[2]}, {y}, tokens: {Product([q[0], q[1]])}, {DimExpr(q[2])}, {DimExpr(k[2])}, {DimExpr(q[3])}, {DimExpr(v[3])}, " +
                $"scale: {AttentionScale(n)}, mask: AttentionMask.{AttentionMaskName(n)}, window: {Int(a.Int("window", 0))}, sinks: {Int(a.Int("sinks", 0))}, " +
-               $"prefix: {Int(a.Int("prefix", 0))}, alibi: {Bool(a.Bool("alibi", false))}, paged, layer: {SmallInt(n, a.Int("layer"))}, {where});";
+               $"prefix: {Int(a.Int("prefix", 0))}, alibi: {Bool(a.Bool("alibi", false))}, paged, layer: {SmallInt(n, a.Int("layer"))}, {where}{CacheRope(n)});";
+    }
+
+    /// <summary>StreamingLLM's rope inside the paged attention (attrs rope_*, set by the streaming-llm pass), or nothing.</summary>
+    private string CacheRope(Node n)
+    {
+        var a = n.Attrs;
+        if (!a.Has("rope_theta")) return "";
+        return $", rope: new CacheRope({Double(a.Float("rope_theta"))}, {SmallInt(n, a.Int("rope_dim"))}, {Bool(a.Bool("rope_interleaved", false))}, {Double(a.Float("rope_divisor", 1.0))})";
     }
 
     private string Attention(Node n, string[] x, TensorType[] t, string y, string where)

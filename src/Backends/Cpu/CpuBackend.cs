@@ -28,7 +28,7 @@ public static class CpuBackend
     public static IReadOnlyList<string> CachedPipeline { get; } = [.. PassManager.FusionPipeline, "kv-cache"];
 
     /// <summary>The passes for the paged-KV-cache graph that <see cref="Runtime.Paged.PagedEngine"/> drives.</summary>
-    public static IReadOnlyList<string> PagedPipeline { get; } = [.. CachedPipeline, "paged-kv-cache"];
+    public static IReadOnlyList<string> PagedPipeline { get; } = [.. CachedPipeline, "paged-kv-cache", "paged-logit-rows"];
 
     private static readonly ConcurrentDictionary<string, byte[]> Memory = new(StringComparer.Ordinal);
 

@@ -245,6 +245,7 @@ public sealed class Interpreter
             OpKind.Concat => ShapeOps.Concat(node, x),
             OpKind.Cast => ShapeOps.Cast(node, x[0]),
             OpKind.Embedding => Positional.Embedding(node, x[0], x[1]),
+            OpKind.GatherRows => ShapeOps.GatherRows(node, x[0], x[1]),
             OpKind.Positions => Positional.Positions(node, x[0], Optional(1)),
             OpKind.CacheAppend => ShapeOps.Concat(node, x),
             OpKind.SinusoidalPositions => Positional.SinusoidalPositions(node, x[0]),
@@ -270,6 +271,7 @@ public sealed class Interpreter
         OpKind.Linear or OpKind.FusedLinear or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
             or OpKind.Attention or OpKind.MoeCombine => "ffff", // every operand (MoeCombine's beyond 4 too)
         OpKind.Embedding => "i",
+        OpKind.GatherRows => "fi",
         OpKind.QuantizedLinear => "fif",
         OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
         OpKind.Rope or OpKind.Xpos => "fi",

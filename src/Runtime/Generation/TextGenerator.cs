@@ -47,34 +47,61 @@ public sealed class TextGenerator(ITokenStepper stepper, ITokenizer tokenizer)
 
     private IEnumerable<GenerationStep> Steps(GenerationRequest request, CancellationToken cancel)
     {
-        var sampler = new Sampler(request.Sampling, request.Seed);
-        var detokenizer = new IncrementalDetokenizer(tokenizer, request.PromptIds);
-        var stops = new StopStrings(request.StopStrings ?? []);
-        var eos = request.EosIds as IReadOnlySet<int> ?? request.EosIds.ToHashSet();
+        var decoder = new SampleDecoder(request, request.Seed, tokenizer);
         stepper.Reset();
         var logits = stepper.Append(request.PromptIds.ToArray());
-        for (int generated = 0; ; generated++)
+        while (true)
         {
             cancel.ThrowIfCancellationRequested();
-            if (generated == request.MaxNewTokens) { yield return Final(FinishReason.Length); yield break; }
-            int next = sampler.Next(logits);
-            if (eos.Contains(next)) { yield return Final(FinishReason.Eos); yield break; }
-            var text = stops.Push(detokenizer.Push(next));
-            if (stops.Stopped) { yield return new GenerationStep(next, text, FinishReason.Stop); yield break; }
-            // A token at the last position of the context has no room after it to be fed.
-            if (stepper.ContextLength is long context && stepper.Position >= context)
-            {
-                yield return new GenerationStep(next, text + stops.Push(detokenizer.Flush()) + stops.Flush(), stops.Stopped ? FinishReason.Stop : FinishReason.Context);
-                yield break;
-            }
-            yield return new GenerationStep(next, text, null);
-            if (generated + 1 < request.MaxNewTokens) logits = stepper.Append([next]);
+            var step = decoder.Next(logits, stepper.Position, stepper.ContextLength);
+            yield return step;
+            if (step.Finish is not null) yield break;
+            if (decoder.WantsMore) logits = stepper.Append([step.TokenId]);
         }
+    }
+}
 
-        GenerationStep Final(FinishReason reason)
-        {
-            var text = stops.Push(detokenizer.Flush());
-            return new GenerationStep(-1, text + stops.Flush(), stops.Stopped ? FinishReason.Stop : reason);
-        }
+/// <summary>
+/// One sequence's choices after the prefill: picks each token from the last logits (<see cref="Sampler"/>), stops on an
+/// EOS id, a stop string, the token budget or the context, and turns the tokens into text (<see cref="IncrementalDetokenizer"/>,
+/// <see cref="StopStrings"/>). <see cref="TextGenerator"/> drives one; <see cref="ParallelSampleGenerator"/> one per sample.
+/// </summary>
+public sealed class SampleDecoder(GenerationRequest request, ulong seed, ITokenizer tokenizer)
+{
+    private readonly Sampler _sampler = new(request.Sampling, seed);
+    private readonly IncrementalDetokenizer _detokenizer = new(tokenizer, request.PromptIds);
+    private readonly StopStrings _stops = new(request.StopStrings ?? []);
+    private readonly IReadOnlySet<int> _eos = request.EosIds as IReadOnlySet<int> ?? request.EosIds.ToHashSet();
+
+    public ulong Seed => seed;
+
+    /// <summary>Tokens chosen so far.</summary>
+    public int Generated { get; private set; }
+
+    /// <summary>Whether the token just chosen should be fed back: the next <see cref="Next"/> chooses another one (otherwise it only ends).</summary>
+    public bool WantsMore => Generated < request.MaxNewTokens;
+
+    /// <summary>
+    /// The next step from <paramref name="logits"/> (the last position's; unread once the budget is spent), given the
+    /// tokens the model holds (<paramref name="position"/>) and its context, when it has one.
+    /// </summary>
+    public GenerationStep Next(ReadOnlySpan<float> logits, long position, long? context)
+    {
+        if (Generated == request.MaxNewTokens) return Final(FinishReason.Length);
+        int next = _sampler.Next(logits);
+        Generated++;
+        if (_eos.Contains(next)) return Final(FinishReason.Eos);
+        var text = _stops.Push(_detokenizer.Push(next));
+        if (_stops.Stopped) return new GenerationStep(next, text, FinishReason.Stop);
+        // A token at the last position of the context has no room after it to be fed.
+        if (context is long c && position >= c)
+            return new GenerationStep(next, text + _stops.Push(_detokenizer.Flush()) + _stops.Flush(), _stops.Stopped ? FinishReason.Stop : FinishReason.Context);
+        return new GenerationStep(next, text, null);
+    }
+
+    private GenerationStep Final(FinishReason reason)
+    {
+        var text = _stops.Push(_detokenizer.Flush());
+        return new GenerationStep(-1, text + _stops.Flush(), _stops.Stopped ? FinishReason.Stop : reason);
     }
 }

@@ -5,6 +5,28 @@ namespace ModelCompiler.Runtime.Kernels;
 /// <summary>Which keys a query may see before the window and sinks apply.</summary>
 public enum AttentionMask { None, Causal, Prefix }
 
+/// <summary>
+/// StreamingLLM's rotary embedding (Xiao et al., 2023): keys are cached before RoPE, and inside the paged attention every
+/// key and the query are rotated at their index within the cache (sinks first, then the recent window), not at their
+/// position in the text, so generation can go past the trained context. Angles as <see cref="Positional.Rope"/>'s with
+/// no scaling or linear scaling (positions divided by <see cref="PositionDivisor"/>).
+/// </summary>
+public readonly record struct CacheRope(double Theta, int RotaryDim, bool Interleaved, double PositionDivisor)
+{
+    /// <summary>Row i of <paramref name="table"/> (2·RotaryDim/2 floats): cos then sin of index i's angles, for i &lt; <paramref name="indices"/>.</summary>
+    public void Fill(float[] table, int indices)
+    {
+        int half = RotaryDim / 2;
+        for (int i = 0; i < indices; i++)
+            for (int d = 0; d < half; d++)
+            {
+                double angle = i / PositionDivisor * Math.Pow(Theta, -2.0 * d / RotaryDim);
+                table[i * 2 * half + d] = (float)Math.Cos(angle);
+                table[i * 2 * half + half + d] = (float)Math.Sin(angle);
+            }
+    }
+}
+
 /// <summary>Scaled dot-product attention, and the mixture-of-experts combine.</summary>
 public static class Attention
 {
@@ -34,6 +56,12 @@ public static class Attention
         }
         float fscale = (float)scale;
         int rows = batch * queryHeads * seq;
+        bool serial = (long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1;
+        if (bias is null && AttentionTiled.Supports(headDim, valueDim))
+        {
+            AttentionTiled.Forward(q, k, v, y, batch, seq, keys, queryHeads, kvHeads, headDim, valueDim, fscale, mask, window, sinks, prefix, serial, where);
+            return;
+        }
 
         void Row(int row)
         {
@@ -97,10 +125,10 @@ public static class Attention
             else TensorPrimitives.Divide(acc, sum, yr);
         }
 
-        if ((long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1)
+        if (serial)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, Row);
+            KernelThreading.For(rows, Row);
     }
 
     /// <summary>
@@ -112,7 +140,8 @@ public static class Attention
     /// Online softmax, as in <see cref="Forward"/>; allocates nothing that grows with the context.
     /// </summary>
     public static void Paged(float[] q, float[] k, float[] v, float[] y, int tokens, int queryHeads, int kvHeads, int headDim, int valueDim,
-        double scale, AttentionMask mask, long window, long sinks, long prefix, bool alibi, Paged.PagedBatch batch, int layer, string where)
+        double scale, AttentionMask mask, long window, long sinks, long prefix, bool alibi, Paged.PagedBatch batch, int layer, string where,
+        CacheRope? rope = null)
     {
         if (batch is null) throw new McException($"{where}: paged attention needs a paged batch (run the model through a paged cache)");
         var pool = batch.Pool;
@@ -136,8 +165,38 @@ public static class Attention
         double[]? slopes = alibi ? Positional.AlibiSlopes(queryHeads) : null;
         float fscale = (float)scale;
         int bs = pool.BlockSize;
-        long work = 0;
-        for (int t = 0; t < tokens; t++) work += batch.KeyCount(tokenSequence[t]);
+        long work = 0, longest = 0;
+        for (int t = 0; t < tokens; t++)
+        {
+            // A window bounds the keys a query reads, whatever the sequence's length.
+            long count = batch.KeyCount(tokenSequence[t]);
+            work += window > 0 ? Math.Min(count, sinks + window) : count;
+            longest = Math.Max(longest, count);
+        }
+        int rows = tokens * queryHeads;
+        bool serial = work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1;
+        // StreamingLLM: cos/sin of every cache index a key or query of this step can take (at most sinks + window).
+        float[]? ropeTable = null;
+        int half = 0;
+        bool interleaved = false;
+        if (rope is { } cacheRope)
+        {
+            if (mask != AttentionMask.Causal || alibi) throw new McException($"{where}: rotary embedding at cache positions needs a causal mask and no ALiBi");
+            if (cacheRope.RotaryDim <= 0 || cacheRope.RotaryDim % 2 != 0 || cacheRope.RotaryDim > headDim)
+                throw new McException($"{where}: rotary_dim {cacheRope.RotaryDim} must be even and at most head_dim {headDim}");
+            half = cacheRope.RotaryDim / 2;
+            interleaved = cacheRope.Interleaved;
+            long ranks = window > 0 ? Math.Min(longest, sinks + window) : longest;
+            ropeTable = batch.Scratch(checked((int)(ranks * 2 * half)));
+            cacheRope.Fill(ropeTable, (int)ranks);
+        }
+        // The tiled core reads keys as cached; rotating them per query (StreamingLLM) takes the row loop below.
+        if (ropeTable is null && AttentionTiled.Supports(headDim, valueDim))
+        {
+            AttentionTiled.Paged(q, y, tokens, queryHeads, kvHeads, headDim, valueDim, fscale, mask, window, sinks, prefix, slopes, batch,
+                keys, values, serial, where);
+            return;
+        }
 
         void Row(int row)
         {
@@ -159,6 +218,16 @@ public static class Attention
             };
             hi = Math.Min(hi, count - 1);
             var (lo1, hi1, lo2, hi2) = VisibleRanges(p, hi, window, sinks);
+            // With rope: the visible keys' indices within the cache are 0.. in order (sinks, then the window), the query's the last.
+            long firstWindowIndex = Math.Max(0, hi1 - lo1 + 1);
+            Span<float> rotatedKey = ropeTable is null ? default : stackalloc float[headDim];
+            Span<float> rotatedQuery = ropeTable is null ? default : stackalloc float[headDim];
+            if (ropeTable is not null)
+            {
+                qr.CopyTo(rotatedQuery);
+                RotateAt(rotatedQuery, ropeTable, firstWindowIndex + Math.Max(0, hi2 - lo2 + 1) - 1, half, interleaved);
+            }
+            ReadOnlySpan<float> query = ropeTable is null ? qr : rotatedQuery;
 
             Span<float> scores = stackalloc float[KeyBlock];
             Span<int> slots = stackalloc int[KeyBlock];
@@ -179,7 +248,15 @@ public static class Attention
                         int block = table[j / bs];
                         if (block < 0) throw new McException($"{where}: position {j} of a sequence was evicted but is still visible");
                         int slot = slots[jj] = block * bs + j % bs;
-                        float score = fscale * TensorPrimitives.Dot(qr, new ReadOnlySpan<float>(keys, slot * kRow + kvh * headDim, headDim));
+                        var key = new ReadOnlySpan<float>(keys, slot * kRow + kvh * headDim, headDim);
+                        float score;
+                        if (ropeTable is null) score = fscale * TensorPrimitives.Dot(query, key);
+                        else
+                        {
+                            key.CopyTo(rotatedKey);
+                            RotateAt(rotatedKey, ropeTable, range == 0 ? j - lo1 : firstWindowIndex + (j - lo2), half, interleaved);
+                            score = fscale * TensorPrimitives.Dot(query, rotatedKey);
+                        }
                         if (slopes is not null) score += slope * (j - p);
                         s[jj] = score;
                         blockMax = MathF.Max(blockMax, score);
@@ -203,11 +280,24 @@ public static class Attention
             else TensorPrimitives.Divide(acc, sum, yr);
         }
 
-        int rows = tokens * queryHeads;
-        if (work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1)
+        if (serial)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, Row);
+            KernelThreading.For(rows, Row);
+    }
+
+    /// <summary>Rotates the pairs of <paramref name="x"/> by the angles of cache index <paramref name="index"/> (<see cref="CacheRope.Fill"/>'s row).</summary>
+    private static void RotateAt(Span<float> x, float[] table, long index, int half, bool interleaved)
+    {
+        var cos = new ReadOnlySpan<float>(table, (int)(index * 2 * half), half);
+        var sin = new ReadOnlySpan<float>(table, (int)(index * 2 * half) + half, half);
+        for (int i = 0; i < half; i++)
+        {
+            int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+            float xa = x[ia], xb = x[ib];
+            x[ia] = xa * cos[i] - xb * sin[i];
+            x[ib] = xb * cos[i] + xa * sin[i];
+        }
     }
 
     /// <summary>
@@ -251,7 +341,7 @@ public static class Attention
     /// [lo2, hi2] (the second empty unless a window applies): with a window, the sinks (always visible when the mask
     /// allows) and then the window's last <paramref name="window"/> positions.
     /// </summary>
-    private static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
+    internal static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
     {
         if (window <= 0) return (0, hi, 0, -1);
         long hi1 = Math.Min(hi, sinks - 1);

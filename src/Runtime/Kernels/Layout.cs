@@ -55,6 +55,18 @@ public static class Layout
     }
 
     /// <summary>y = the parts joined along an axis; part p has <paramref name="lengths"/>[p] elements on that axis.</summary>
+    /// <summary>y[r, :] = x's row rows[r] for rows of <paramref name="dim"/> elements; an index outside x is a one-line error.</summary>
+    public static void GatherRows(ReadOnlySpan<float> x, ReadOnlySpan<long> rows, int dim, Span<float> y, string where)
+    {
+        long count = x.Length / dim;
+        for (int r = 0; r < rows.Length; r++)
+        {
+            long row = rows[r];
+            if (row < 0 || row >= count) throw new McException($"{where}: row {row} is outside the {count} rows");
+            x.Slice((int)row * dim, dim).CopyTo(y.Slice(r * dim, dim));
+        }
+    }
+
     public static void Concat<T>(ReadOnlySpan<T[]> parts, ReadOnlySpan<int> lengths, int outer, int inner, Span<T> y)
     {
         int at = 0;

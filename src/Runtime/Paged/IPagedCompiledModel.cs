@@ -2,7 +2,8 @@ namespace ModelCompiler.Runtime.Paged;
 
 /// <summary>
 /// A compiled model whose attentions read and write a paged KV cache (the paged-kv-cache pass). Its inputs are
-/// <c>input_ids</c> [1, T] and <c>position_ids</c> [T]: the tokens of a <see cref="PagedBatch"/>, flattened.
+/// <c>input_ids</c> [1, T] and <c>position_ids</c> [T]: the tokens of a <see cref="PagedBatch"/>, flattened; after the
+/// paged-logit-rows pass also <c>logits_rows</c> [1, R], the token rows whose logits it computes (R rows of logits).
 /// </summary>
 public interface IPagedCompiledModel : ICompiledModel
 {

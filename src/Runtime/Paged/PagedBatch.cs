@@ -12,6 +12,7 @@ public sealed class PagedBatch
     private readonly int[] _keyCount;
     private readonly int[] _tokenSequence;
     private readonly long[] _tokenPosition;
+    private float[] _scratch = [];
 
     public PagedBatch(KvBlockPool pool, int maxTokens, int maxSequences)
     {
@@ -40,6 +41,14 @@ public sealed class PagedBatch
     public ReadOnlySpan<int> TokenSequence => _tokenSequence.AsSpan(0, TokenCount);
 
     public ReadOnlySpan<long> TokenPosition => _tokenPosition.AsSpan(0, TokenCount);
+
+    /// <summary>A reusable buffer of at least <paramref name="length"/> floats for a kernel of this batch's forward (it
+    /// grows to the largest length asked for, then stays: a step's own tables, such as StreamingLLM's cos/sin).</summary>
+    internal float[] Scratch(int length)
+    {
+        if (_scratch.Length < length) _scratch = new float[length];
+        return _scratch;
+    }
 
     public void Clear()
     {

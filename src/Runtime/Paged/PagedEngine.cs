@@ -33,7 +33,14 @@ public sealed class PagedEngine
         _batch = new PagedBatch(pool, maxTokensPerStep, maxSequencesPerStep);
         _ids = new long[maxTokensPerStep];
         _lastToken = new int[maxSequencesPerStep];
+        _rowsInput = model.Inputs.Any(i => i.Name == LogitsRowsInput);
     }
+
+    /// <summary>The input of a model compiled to compute only some tokens' logits (the paged-logit-rows pass).</summary>
+    private const string LogitsRowsInput = "logits_rows";
+
+    /// <summary>Whether the model takes <see cref="LogitsRowsInput"/>: then it returns one logits row per sequence.</summary>
+    private readonly bool _rowsInput;
 
     /// <summary>A pool for <paramref name="model"/>'s cached layers holding <paramref name="tokens"/> tokens.</summary>
     public static KvBlockPool PoolFor(IPagedCompiledModel model, int tokens, int blockSize = 16) =>
@@ -46,6 +53,8 @@ public sealed class PagedEngine
     public int Vocab { get; }
 
     public int MaxTokensPerStep => _batch.MaxTokens;
+
+    public int MaxSequencesPerStep => _batch.MaxSequences;
 
     /// <summary>During <see cref="Generate"/>: tokens cached by the requests in flight after the last step (for the pool's waste).</summary>
     public long ActiveTokens { get; private set; }
@@ -77,6 +86,12 @@ public sealed class PagedEngine
                 [_inputName] = HostTensor.FromInts([1, total], _ids[..total]),
                 ["position_ids"] = HostTensor.FromInts([total], _batch.TokenPosition.ToArray()),
             };
+            if (_rowsInput)
+            {
+                var rows = new long[sequences.Length];
+                for (int s = 0; s < rows.Length; s++) rows[s] = _lastToken[s];
+                inputs[LogitsRowsInput] = HostTensor.FromInts([1, rows.Length], rows);
+            }
             var logits = Model.Run(inputs, _batch)["logits"].Floats!;
             _batch.Commit();
             if (Model.SlidingWindow > 0)
@@ -84,7 +99,7 @@ public sealed class PagedEngine
                 for (int s = 0; s < sequences.Length; s++)
                     sequences[s].EvictBefore(sequences[s].Length - Model.SlidingWindow + 1, Model.AttentionSinks);
             for (int s = 0; s < sequences.Length; s++)
-                logits.AsSpan(_lastToken[s] * Vocab, Vocab).CopyTo(lastLogits.Slice(s * Vocab, Vocab));
+                logits.AsSpan((_rowsInput ? s : _lastToken[s]) * Vocab, Vocab).CopyTo(lastLogits.Slice(s * Vocab, Vocab));
         }
         finally { _batch.Clear(); }
     }

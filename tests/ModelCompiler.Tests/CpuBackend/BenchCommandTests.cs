@@ -72,6 +72,11 @@ public sealed class BenchCommandTests
         Assert.Equal("paged", json.RootElement.GetProperty("cache").GetString());
         Assert.Equal(3, json.RootElement.GetProperty("batch").GetInt32());
         Assert.True(json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
+        // One sequence's decode is timed in the same run, and the speedup is the ratio of the two medians.
+        double single = json.RootElement.GetProperty("tg_batch1_tokens_per_s").GetDouble();
+        Assert.True(single > 0);
+        double ratio = json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() / single;
+        Assert.InRange(json.RootElement.GetProperty("batch_speedup").GetDouble(), ratio * 0.99, ratio * 1.01);
         var contiguous = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "4", "--gen", "2", "--reps", "1", "--cache", "contiguous"]);
         Assert.Equal(0, contiguous.ExitCode);
         Assert.Contains("contiguous KV cache", contiguous.Out);

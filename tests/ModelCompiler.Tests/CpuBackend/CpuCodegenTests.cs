@@ -67,7 +67,7 @@ public sealed class CpuCodegenTests
         var source = CSharpEmitter.Emit(LoadLlama()).Source;
         // q/k/v concatenated (p15, packed once at load) with the attention norm as the GEMM's prologue.
         Assert.Contains("FusedLinearKernel.Forward(t2, s0 * s1, k15, LinearPrologue.RmsNorm, w3, null, offset: 0.0, eps: 1E-05, null, null, gate: false, null, t17);", source);
-        Assert.Contains("k15 = PackedWeight.Pack(p15, 128, 64);", source);
+        Assert.Contains("k15 = PackedWeight.Pack(p15, 128, 64, WeightLoading.StoredFormat(store, [", source);
         // SwiGLU: gate and up in one GEMM, silu-gated epilogue.
         Assert.Contains("LinearPrologue.RmsNorm, w8, null, offset: 0.0, eps: 1E-05, null, UnaryOp.Silu, gate: true, null, t29);", source);
         Assert.Contains("theta: 10000.0, rotaryDim: 16", source);

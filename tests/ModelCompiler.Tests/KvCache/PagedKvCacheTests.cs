@@ -53,6 +53,20 @@ public sealed class PagedKvCacheTests
         AssertGolden("llama.paged-kv-cache.ir", after);
     }
 
+    /// <summary>paged-logit-rows: the LM head reads the rows named by logits_rows (a gather of its input), so it returns [1, R, V].</summary>
+    [Fact]
+    public void LogitRowsPrintedIrMatchesGoldenAndTheHeadReadsOnlyTheRequestedRows()
+    {
+        var graph = TinyLlama();
+        new PassManager(["kv-cache", "paged-kv-cache"]).Run(graph);
+        Assert.True(new PagedLogitRows().Run(graph));
+        var after = Printer.Print(graph);
+        Assert.Contains("input \"logits_rows\" : i64[1,logit_rows]", after);
+        Assert.Equal("[1,logit_rows,256]", graph.Output("logits").Type.ToString()[3..]);
+        Assert.False(new PagedLogitRows().Run(graph));   // once only
+        AssertGolden("llama.paged-logit-rows.ir", after);
+    }
+
     public static TheoryData<string> GreedyFamilies() => KvCacheTests.GreedyFamilies();
 
     /// <summary>

@@ -37,6 +37,22 @@ internal static class ShapeOps
         return Layout.Gather(x, shape, Layout.StridedMap(shape, inStrides, start * inStrides[axis]), node.Type.DType);
     }
 
+    /// <summary>y[0, r, :] = x's row rows[r] (x's leading axes flattened).</summary>
+    public static RefTensor GatherRows(Node node, RefTensor x, RefTensor rows)
+    {
+        long d = x.Shape[^1], count = Layout.Count(x.Shape) / Math.Max(1, d);
+        var idv = rows.I!;
+        var shape = new long[] { 1, idv.Length, d };
+        var data = new double[idv.Length * d];
+        for (int r = 0; r < idv.Length; r++)
+        {
+            if (idv[r] < 0 || idv[r] >= count)
+                throw new McException($"{Interpreter.Describe(node)}: row {idv[r]} is outside the {count} rows of [{RefTensor.FormatShape(x.Shape)}]");
+            Array.Copy(x.F!, idv[r] * d, data, r * d, d);
+        }
+        return RefTensor.FromFloats(shape, data, node.Type.DType);
+    }
+
     public static RefTensor Concat(Node node, RefTensor[] xs)
     {
         int axis = Layout.Axis(node.Attrs.Int("axis"), xs[0].Rank, node);
