@@ -72,7 +72,7 @@ internal sealed class QuantizeOptions
             var fresh = CommonOptions.Load(modelArg, configPath, sets).Graph;
             bool interpreter = parse.GetValue(CalibrationTarget) == "interpreter";
             stats = WithProgress(cli, $"calibrating on {chunks.Count} windows", chunks.Count,
-                report => Backends.Quantization.Calibration.Collect(fresh, store.ReadFloat32, chunks, interpreter, progress: report));
+                report => Backends.Quantization.Calibration.Collect(fresh, store.ReadFloat32, chunks, interpreter, gram: request.NeedsGram, progress: report));
             calibration = new JsonObject
             {
                 ["file"] = Path.GetFileName(calibrationPath), ["windows"] = chunks.Count, ["window_length"] = length,

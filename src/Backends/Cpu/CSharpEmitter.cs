@@ -554,7 +554,7 @@ public sealed partial class CSharpEmitter
             OpKind.Linear or OpKind.FusedLinear or OpKind.MatMul or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
                 or OpKind.Attention or OpKind.PagedAttention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
-            OpKind.QuantizedLinear => "fif",
+            OpKind.QuantizedLinear => node.Attrs.Str("scheme") == "sparse24" ? "ffi" : "fif",   // sparse24: kept values, positions
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
             OpKind.Rope or OpKind.Xpos => "fi",
             OpKind.RelativeScores => "ffii",

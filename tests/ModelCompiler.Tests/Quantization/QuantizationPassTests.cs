@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using ModelCompiler.Backends;
 using ModelCompiler.Backends.Cpu;
 using ModelCompiler.Backends.Quantization;
 using ModelCompiler.IR;
@@ -87,9 +88,11 @@ public class QuantizationPassTests
     {
         using var h = new QuantHarness("llama", null, "n_layers=1");
         var (graph, context, _) = h.Quantize(new QuantizeRequest(null, Prune: PruningSpec.Parse(spec)));
-        Assert.DoesNotContain(graph.Nodes, n => n.Op == OpKind.QuantizedLinear);
+        // 2:4 is stored compressed (every pruned linear reads its kept values and positions); the rest stays dense.
+        Assert.Equal(spec.EndsWith("2:4") ? 7 : 0, graph.Nodes.Count(n => n.Op == OpKind.QuantizedLinear && n.Attrs.Str("scheme") == "sparse24"));
+        Assert.Equal(spec.EndsWith("2:4") ? 1 : 8, graph.Nodes.Count(n => n.Op == OpKind.Linear));
         Assert.DoesNotContain("lm_head.weight", context.Weights.Written.Keys);
-        var pruned = context.Weights.Written.Values.ToList();
+        var pruned = context.Weights.Written.Where(kv => h.Store.Contains(kv.Key)).Select(kv => kv.Value).ToList();
         Assert.Equal(7, pruned.Count);
         foreach (var t in pruned)
         {
@@ -103,6 +106,33 @@ public class QuantizationPassTests
                     for (int at = 0; at < k; at += 4) Assert.Equal(2, r.Skip(at).Take(4).Count(v => v == 0));
             }
         }
+    }
+
+    /// <summary>
+    /// The compressed 2:4 model computes what the dense pruned one does: compiled (sparse kernel) and interpreted
+    /// (the stored form written out dense) against the interpreter on the pruned fp32 weights, 1e-4 of max|logit|.
+    /// </summary>
+    [Theory]
+    [InlineData("wanda:2:4")]
+    [InlineData("magnitude:2:4")]
+    public void CompressedTwoFourMatchesTheDensePrunedModel(string spec)
+    {
+        using var h = new QuantHarness("llama");
+        var (graph, context, load) = h.Quantize(new QuantizeRequest(null, Prune: PruningSpec.Parse(spec)));
+        Assert.All(context.Entries, e => Assert.Equal("sparse24", e.Scheme));
+        var dense = h.Logits(h.Fresh(), (name, type) => context.Weights.Written.ContainsKey(name)
+            ? Backends.Reference.RefTensor.FromFloats(type.Shape.Select(d => d.Size).ToArray(), context.Weights.ReadFloats(name))
+            : WeightBinding.Loader(h.Store)(name, type));
+        var interpreted = h.Logits(graph, load);
+        var compiledGraph = h.Fresh();
+        QuantizedLinears.Rewrite(compiledGraph, context.Entries);
+        new PassManager(CpuBackend.Pipeline).Run(compiledGraph);
+        var model = CpuBackend.Instantiate(CpuBackend.Compile(compiledGraph));
+        model.LoadWeights(QuantizedWeights.Floats(context.Weights, h.Store.ReadFloat32));
+        var compiled = model.Forward(new Dictionary<string, (long[], long[])> { ["input_ids"] = h.Ids })["logits"].Data;
+        double max = dense.Max(Math.Abs);
+        Assert.True(dense.Zip(interpreted).Max(p => Math.Abs(p.First - p.Second)) <= 1e-4 * max, "interpreted sparse24 differs from the dense pruned model");
+        Assert.True(dense.Zip(compiled).Max(p => Math.Abs(p.First - (double)p.Second)) <= 1e-4 * max, "compiled sparse24 differs from the dense pruned model");
     }
 
     [Fact]
