@@ -90,7 +90,7 @@ internal sealed class QuantizeOptions
         long bytes = QuantizedFolder.Write(outDir, graph, context, request, store, source, hfFolder, calibration);
         var reloaded = CommonOptions.Load(outDir, null, null).Graph;
         string what = string.Join(" + ", new[] { request.Prune?.ToString(), request.Scheme }.Where(s => s is not null));
-        string summary = $"{graph.Name}: {what}, {context.Entries.Count} linears quantized, {context.Weights.Written.Count(kv => store.Contains(kv.Key))} float tensors rewritten; " +
+        string summary = $"{graph.Name}: {what}, {context.Entries.Count} linears {(request.Scheme is null ? "compressed" : "quantized")}, {context.Weights.Written.Count(kv => store.Contains(kv.Key) && graph.Weights.Any(w => w.Attrs.Str("name") == kv.Key))} float tensors rewritten; " +
                          $"wrote {Path.Combine(outDir, WeightStore.SingleFileName)} ({bytes / 1e6:F2} MB{(before > 0 ? $", was {before / 1e6:F2} MB" : "")}) and {QuantizedFolder.ManifestName}";
         return (reloaded, summary);
     }

@@ -60,6 +60,17 @@ public class QuantizationPassTests
         Assert.Null(down.InputScale);
     }
 
+    [Fact]
+    public void AwqFoldsIntoTheNormsAndTheUpRowsAndScalesOnlyTheOutputProjectionAtRunTime()
+    {
+        using var h = new QuantHarness("llama", null, "n_layers=1");
+        var (_, context, _) = h.Quantize(new QuantizeRequest("awq-int4", 32));
+        var rewritten = context.Weights.Written.Keys.Where(h.Store.Contains).Order().ToList();
+        Assert.Equal(["model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight", "model.norm.weight"], rewritten);
+        // o_proj reads the attention's output: v_proj's rows cannot take s (GQA: fewer rows than o_proj's columns)
+        Assert.Equal(["model.layers.0.self_attn.o_proj.weight"], context.Entries.Where(e => e.InputScale is not null).Select(e => e.Weight));
+    }
+
     /// <summary>The compiled model computes what the interpreter defines, scheme by scheme (1e-4 of max|logit|).</summary>
     [Theory]
     [MemberData(nameof(Schemes))]
@@ -106,6 +117,52 @@ public class QuantizationPassTests
                     for (int at = 0; at < k; at += 4) Assert.Equal(2, r.Skip(at).Take(4).Count(v => v == 0));
             }
         }
+    }
+
+    /// <summary>
+    /// AWQ's folds are exact in fp32: random per-channel scales s divided out of every foldable producer (the norms'
+    /// weights, the up projection's rows) and multiplied into the reading linears' columns leave the logits unchanged
+    /// (1e-4 of max|logit|); which linears AWQ folds where is pinned by the golden IR above.
+    /// </summary>
+    [Fact]
+    public void ScaleFoldingLeavesTheFp32ModelUnchanged()
+    {
+        using var h = new QuantHarness("llama");
+        var graph = h.Fresh();
+        var context = new QuantizationContext(new WeightEdits(h.Store.ReadFloat32));
+        var folding = new ScaleFolding(graph);
+        var rng = new Random(7);
+        int norms = 0, producers = 0;
+        foreach (var group in QuantizedLinears.Candidates(graph).GroupBy(l => l.Input(0)).ToList())
+        {
+            var readers = group.ToList();
+            int k = (int)group.Key.Type[-1].Size;
+            var s = Enumerable.Range(0, k).Select(_ => (float)Math.Exp(2 * rng.NextDouble() - 1)).ToArray();
+            if (folding.NormReaders(group.Key) is { } r && r.Count == readers.Count)
+            {
+                ScaleFolding.DivideNorm(context, group.Key, s);
+                norms++;
+            }
+            else if (folding.ProducingLinear(group.Key, readers) is { } producer)
+            {
+                var name = QuantizedLinears.WeightName(producer);
+                var w = (float[])context.Weights.ReadFloats(name).Clone();
+                for (int i = 0; i < w.Length; i++) w[i] /= s[i / (w.Length / k)];
+                context.Weights.WriteFloats(name, [k, w.Length / k], w);
+                producers++;
+            }
+            else continue;
+            foreach (var linear in readers)
+            {
+                var name = QuantizedLinears.WeightName(linear);
+                var w = context.Weights.ReadFloats(name);
+                context.Weights.WriteFloats(name, [w.Length / k, k], w.Select((v, i) => v * s[i % k]).ToArray());
+            }
+        }
+        Assert.Equal(2 * 2 + 1, norms);   // two norms a layer, two layers, and the final norm (read by the LM head)
+        Assert.Equal(2, producers);       // each layer's up projection (its product with act(gate) feeds down_proj)
+        var folded = h.Logits(graph, QuantizedWeights.Interpreter(context.Weights, WeightBinding.Loader(h.Store)));
+        Assert.True(QuantHarness.RelativeError(h.Fp32Logits(), folded) <= 1e-4);
     }
 
     /// <summary>

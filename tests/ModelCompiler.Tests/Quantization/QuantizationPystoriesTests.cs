@@ -12,13 +12,15 @@ using Xunit.Abstractions;
 namespace ModelCompiler.Tests.Quantization;
 
 /// <summary>
-/// The accuracy bounds on examples/pystories (a LLaMA trained for real), on a CI-sized subset of its eval
-/// text: calibration on the first 16 windows of 256 tokens, perplexity over the next 16 (fp32 scored the same way),
-/// group size 64. The full protocol (64 calibration windows, all 347 remaining windows) is in docs/quantization.md.
+/// The accuracy bounds on examples/pystories (a LLaMA trained for real) under its protocol, with the scoring
+/// cut short for CI: calibration on the first 64 windows of 256 tokens of its eval text, perplexity over the next 48
+/// (12288 of the 88832 tokens `mc perplexity --skip-windows 64` scores; fp32 scored the same way), group size 64.
+/// The full protocol's figures are in docs/quantization.md. (A shorter calibration, 16 windows, scored over the next
+/// 16 or 48, left AWQ behind round to nearest by 1.4 % and 0.1 %; docs/quantization.md has the figures.)
 /// </summary>
 public class QuantizationPystoriesTests(ITestOutputHelper output)
 {
-    private const int Window = 256, CalibrationWindows = 16, ScoredWindows = 16, Group = 64;
+    private const int Window = 256, CalibrationWindows = 64, ScoredWindows = 48, Group = 64;
 
     private static string Folder => CliRunner.Example("pystories");
 
