@@ -116,7 +116,16 @@ public sealed partial class CSharpEmitter
         foreach (var f in fields)
             Line($"    private {Storage(f)}[] {Var(f)};  // %{_index[f]} = {f.Op.Mnemonic()}{(f.Op == OpKind.Weight ? " " + Comment(Literal(f.Attrs.Str("name"))) : "")} : {Comment(f.Type.ToString())}");
         if (fields.Count > 0 || _graph.Nodes.Any(n => n.Op == OpKind.Const)) Line();
-        Line("    public void LoadWeights(Func<string, float[]> load)");
+        Line("    public void LoadWeights(Func<string, float[]> load) => Load(load, null);");
+        Line();
+        Line("    /// <summary>From a checkpoint: linear weights stored as bf16/fp16 stay 16-bit (widened in the GEMM's registers).</summary>");
+        Line("    public void LoadWeights(WeightStore store)");
+        Line("    {");
+        Line("        ArgumentNullException.ThrowIfNull(store);");
+        Line("        Load(store.ReadFloat32, store);");
+        Line("    }");
+        Line();
+        Line("    private void Load(Func<string, float[]> load, WeightStore? store)");
         Line("    {");
         Line("        ArgumentNullException.ThrowIfNull(load);");
         foreach (var l in load) Line("        " + l);
@@ -232,15 +241,18 @@ public sealed partial class CSharpEmitter
             if (_static.Contains(n) && outputs.Contains(n)) _staticField.Add(_canonical[n]);
             if (_static.Contains(n)) continue;
             var quantizedParts = n.Op == OpKind.QuantizedLinear ? QuantizedParts(n) : [];
-            foreach (var i in n.Inputs)
+            for (int at = 0; at < n.Inputs.Length; at++)
+            {
+                var i = n.Inputs[at];
+                // A linear reads its packed weight only: the floats it was packed from need not outlive LoadWeights.
+                if (at == 1 && ReadsPackedWeight(n)) continue;
                 if (_static.Contains(i) && !quantizedParts.Contains(i)) _staticField.Add(_canonical[i]);
+            }
         }
         if (_quantizedParts.Any(_staticField.Contains))
             throw new McException("the cpu target needs a quantized linear's codes, scales and zeros to be read by that linear only");
         foreach (var n in _graph.Nodes)
-            if (!_static.Contains(n) && n.Op is OpKind.Linear or OpKind.FusedLinear && LinearWeight(n) is { } w
-                && _static.Contains(w) && w.Type.Rank == 2 && w.Type.DType.IsFloat())
-                _packed.Add(_canonical[w]);
+            if (ReadsPackedWeight(n)) _packed.Add(_canonical[n.Inputs[1]]);
         // A static alias (reshape, float cast) in a field keeps its source's array alive, so the source need not be a field.
     }
 
@@ -249,9 +261,23 @@ public sealed partial class CSharpEmitter
     private List<string> EmitLoadWeights(List<Node> weightNodes)
     {
         var lines = new List<string>();
-        foreach (var n in _graph.Nodes)
+        // Where each local of LoadWeights is last read by another static value: it is dropped there, so the floats of
+        // a large checkpoint are not all alive at once (LoadWeights runs once, unoptimised: the JIT keeps locals alive).
+        var defined = _graph.Nodes.Where(n => _static.Contains(n) && n.Op != OpKind.Const && _canonical[n] == n).ToList();
+        var lastReader = new Dictionary<Node, Node>();
+        foreach (var n in defined)
+            foreach (var i in n.Inputs)
+                lastReader[_canonical[i]] = n;
+        void DefinedNow(Node n)
         {
-            if (!_static.Contains(n) || n.Op == OpKind.Const || _canonical[n] != n) continue;
+            if (_packed.Contains(n)) lines.Add(PackLine(n));
+            foreach (var dead in n.Inputs.Select(i => _canonical[i]).Append(n).Distinct())
+                if (dead.Op != OpKind.Const && !_staticField.Contains(dead) && !_quantizedParts.Contains(dead)
+                    && (lastReader.TryGetValue(dead, out var last) ? last == n : dead == n))
+                    lines.Add($"{Var(dead)} = null!;");
+        }
+        foreach (var n in defined)
+        {
             var v = Var(n);
             string decl = _staticField.Contains(n) ? v : $"{Storage(n)}[] {v}";
             if (n.Op == OpKind.Weight && _quantizedParts.Contains(n))
@@ -264,20 +290,20 @@ public sealed partial class CSharpEmitter
                 var name = n.Attrs.Str("name");
                 string reader = n.Type.DType.IsFloat() ? "Floats" : "Ints";
                 lines.Add($"{decl} = WeightLoading.{reader}(load, {Literal(name)}, {Int(Count(n.Type))}, {Literal(n.Type.ToString())});");
+                DefinedNow(n);
                 continue;
             }
             _prepared++;
             lines.Add($"// %{_index[n]} = {n.Op.Mnemonic()} : {Comment(n.Type.ToString())}{NameComment(n)}");
             if (IsAlias(n))
-            {
                 lines.Add($"{decl} = {Ref(n.Inputs[0])};");
-                continue;
+            else
+            {
+                lines.Add($"{decl} = new {Storage(n)}[{CountExpr(n.Type)}];");
+                lines.AddRange(Compute(n, v));
             }
-            lines.Add($"{decl} = new {Storage(n)}[{CountExpr(n.Type)}];");
-            lines.AddRange(Compute(n, v));
+            DefinedNow(n);
         }
-        foreach (var n in _graph.Nodes.Where(_packed.Contains))
-            lines.Add($"{PackedVar(n)} = PackedWeight.Pack({Var(n)}, {DimExpr(n.Type[0])}, {DimExpr(n.Type[1])});");
         foreach (var q in _quantized)
         {
             var a = q.Attrs;
@@ -301,6 +327,34 @@ public sealed partial class CSharpEmitter
     }
 
     private string PackedVar(Node n) => $"k{_index[_canonical[n]]}";
+
+    /// <summary>A linear whose [N, K] weight is static: it runs on the weight packed once in LoadWeights.</summary>
+    private bool ReadsPackedWeight(Node n) =>
+        !_static.Contains(n) && n.Op is OpKind.Linear or OpKind.FusedLinear && LinearWeight(n) is { } w
+        && _static.Contains(w) && w.Type.Rank == 2 && w.Type.DType.IsFloat();
+
+    /// <summary>
+    /// The checkpoint tensors a static value is copied from without arithmetic (through concat, slice, transpose,
+    /// reshape), or null when arithmetic made it (a folded scale): such a value can be packed in the checkpoint's
+    /// 16-bit format without rounding, anything else stays fp32.
+    /// </summary>
+    private List<string>? CopiedFrom(Node n)
+    {
+        n = _canonical[n];
+        if (n.Op == OpKind.Weight) return [n.Attrs.Str("name")];
+        if (n.Op is not (OpKind.Concat or OpKind.Slice or OpKind.Transpose or OpKind.Reshape)) return null;
+        var names = new List<string>();
+        foreach (var i in n.Inputs)
+            if (CopiedFrom(i) is { } inner) names.AddRange(inner);
+            else return null;
+        return names.Distinct().ToList();
+    }
+
+    private string PackLine(Node n)
+    {
+        var format = CopiedFrom(n) is { } names ? $", WeightLoading.StoredFormat(store, [{string.Join(", ", names.Select(Literal))}])" : "";
+        return $"{PackedVar(n)} = PackedWeight.Pack({Var(n)}, {DimExpr(n.Type[0])}, {DimExpr(n.Type[1])}{format});";
+    }
 
     /// <summary>The [N, K] weight operand of a linear (or fused linear) node.</summary>
     private static Node? LinearWeight(Node n) => n.Inputs.Length > 1 ? n.Inputs[1] : null;

@@ -116,6 +116,18 @@ public static class WeightLoading
     public static long[] Ints(Func<string, float[]> load, string name, long count, string declared) =>
         Array.ConvertAll(Floats(load, name, count, declared), v => (long)Math.Truncate((double)v));
 
+    /// <summary>
+    /// The packed format of a linear weight copied from these checkpoint tensors: their 16-bit format when all share
+    /// one (bf16 or fp16 values are exact in it, and the GEMM widens them in registers), else fp32.
+    /// </summary>
+    public static Kernels.WeightFormat StoredFormat(WeightStore? store, string[] names)
+    {
+        if (store is null || names.Length == 0) return Kernels.WeightFormat.F32;
+        var first = store.Get(names[0]).DType;
+        if (first is not (DType.BF16 or DType.F16) || names.Any(n => store.Get(n).DType != first)) return Kernels.WeightFormat.F32;
+        return first == DType.BF16 ? Kernels.WeightFormat.BF16 : Kernels.WeightFormat.F16;
+    }
+
     public static InvalidOperationException NotLoaded(string model) =>
         new($"{model}: LoadWeights must be called before Run");
 }

@@ -34,6 +34,12 @@ public static class Attention
         }
         float fscale = (float)scale;
         int rows = batch * queryHeads * seq;
+        bool serial = (long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1;
+        if (bias is null && AttentionTiled.Supports(headDim, valueDim))
+        {
+            AttentionTiled.Forward(q, k, v, y, batch, seq, keys, queryHeads, kvHeads, headDim, valueDim, fscale, mask, window, sinks, prefix, serial, where);
+            return;
+        }
 
         void Row(int row)
         {
@@ -97,10 +103,10 @@ public static class Attention
             else TensorPrimitives.Divide(acc, sum, yr);
         }
 
-        if ((long)rows * keys * (headDim + valueDim) < (1 << 15) || rows == 1)
+        if (serial)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, Row);
+            KernelThreading.For(rows, Row);
     }
 
     /// <summary>
@@ -138,6 +144,14 @@ public static class Attention
         int bs = pool.BlockSize;
         long work = 0;
         for (int t = 0; t < tokens; t++) work += batch.KeyCount(tokenSequence[t]);
+        int rows = tokens * queryHeads;
+        bool serial = work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1;
+        if (AttentionTiled.Supports(headDim, valueDim))
+        {
+            AttentionTiled.Paged(q, y, tokens, queryHeads, kvHeads, headDim, valueDim, fscale, mask, window, sinks, prefix, slopes, batch,
+                keys, values, serial, where);
+            return;
+        }
 
         void Row(int row)
         {
@@ -203,11 +217,10 @@ public static class Attention
             else TensorPrimitives.Divide(acc, sum, yr);
         }
 
-        int rows = tokens * queryHeads;
-        if (work * queryHeads * (headDim + valueDim) < (1 << 15) || rows == 1)
+        if (serial)
             for (int r = 0; r < rows; r++) Row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, Row);
+            KernelThreading.For(rows, Row);
     }
 
     /// <summary>
@@ -251,7 +264,7 @@ public static class Attention
     /// [lo2, hi2] (the second empty unless a window applies): with a window, the sinks (always visible when the mask
     /// allows) and then the window's last <paramref name="window"/> positions.
     /// </summary>
-    private static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
+    internal static (long Lo1, long Hi1, long Lo2, long Hi2) VisibleRanges(long p, long hi, long window, long sinks)
     {
         if (window <= 0) return (0, hi, 0, -1);
         long hi1 = Math.Min(hi, sinks - 1);

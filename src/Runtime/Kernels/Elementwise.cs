@@ -67,7 +67,7 @@ public static class Elementwise
         {
             nint xp = (nint)px, yp = (nint)py;
             int n = x.Length, chunk = 8192;
-            Parallel.For(0, (n + chunk - 1) / chunk, KernelThreading.Options, c =>
+            KernelThreading.For((n + chunk - 1) / chunk, c =>
             {
                 int o = c * chunk, len = Math.Min(chunk, n - o);
                 GeluRange(op, new ReadOnlySpan<float>((float*)xp + o, len), new Span<float>((float*)yp + o, len));

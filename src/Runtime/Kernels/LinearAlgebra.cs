@@ -42,7 +42,7 @@ public static class LinearAlgebra
         if ((long)rows * n * k < ParallelWork || tasks == 1)
             for (int t = 0; t < tasks; t++) Task(t);
         else
-            Parallel.For(0, tasks, KernelThreading.Options, Task);
+            KernelThreading.For(tasks, Task);
     }
 
     /// <summary>
@@ -86,6 +86,6 @@ public static class LinearAlgebra
         if ((long)rowsTotal * n * k < ParallelWork)
             for (int r = 0; r < rowsTotal; r++) Row(r);
         else
-            Parallel.For(0, rowsTotal, KernelThreading.Options, Row);
+            KernelThreading.For(rowsTotal, Row);
     }
 }

@@ -101,6 +101,6 @@ public static class Normalization
         if ((long)rows * d < ParallelWork || rows == 1)
             for (int r = 0; r < rows; r++) row(r);
         else
-            Parallel.For(0, rows, KernelThreading.Options, row);
+            KernelThreading.For(rows, row);
     }
 }
