@@ -21,7 +21,7 @@ internal sealed class QuantizeOptions
 
     public Option<int?> GroupSize { get; } = new("--group-size") { Description = "weights per scale: 32, 64, 128 ... (default: per output channel for int8/w8a8, 64 for int4/awq-int4)" };
 
-    public Option<string?> Prune { get; } = new("--prune") { Description = "prune before quantizing: magnitude:0.5, wanda:0.5 or wanda:2:4 (every linear but the LM head)" };
+    public Option<string?> Prune { get; } = new("--prune") { Description = "prune before quantizing: magnitude:0.5, wanda:0.5 or wanda:2:4 (every linear but the LM head; 2:4 without --quantize is stored compressed: kept values + 2-bit positions)" };
 
     public Option<string?> Calibration { get; } = new("--calibration") { Description = "calibration data for awq-int4, smoothquant and wanda: a text file (the model's tokenizer) or a .safetensors of token ids" };
 
