@@ -89,6 +89,7 @@ internal sealed class GenerationModel
         if (why is not null) return null;
         new PassManager(["paged-kv-cache"]).Run(graph);
         if (streaming is { } s) new StreamingLlmRewrite(s.Sinks, s.Window).Run(graph);
+        new PassManager(["paged-logit-rows"]).Run(graph);
         return (Runtime.Paged.IPagedCompiledModel)CompileCpu(graph, store);
     }
 

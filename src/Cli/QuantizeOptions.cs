@@ -21,7 +21,7 @@ internal sealed class QuantizeOptions
 
     public Option<int?> GroupSize { get; } = new("--group-size") { Description = "weights per scale: 32, 64, 128 ... (default: per output channel for int8/w8a8, 64 for int4/awq-int4)" };
 
-    public Option<string?> Prune { get; } = new("--prune") { Description = "prune before quantizing: magnitude:0.5, wanda:0.5 or wanda:2:4 (every linear but the LM head)" };
+    public Option<string?> Prune { get; } = new("--prune") { Description = "prune before quantizing: magnitude:0.5, wanda:0.5 or wanda:2:4 (every linear but the LM head; 2:4 without --quantize is stored compressed: kept values + 2-bit positions)" };
 
     public Option<string?> Calibration { get; } = new("--calibration") { Description = "calibration data for awq-int4, smoothquant and wanda: a text file (the model's tokenizer) or a .safetensors of token ids" };
 
@@ -72,7 +72,7 @@ internal sealed class QuantizeOptions
             var fresh = CommonOptions.Load(modelArg, configPath, sets).Graph;
             bool interpreter = parse.GetValue(CalibrationTarget) == "interpreter";
             stats = WithProgress(cli, $"calibrating on {chunks.Count} windows", chunks.Count,
-                report => Backends.Quantization.Calibration.Collect(fresh, store.ReadFloat32, chunks, interpreter, progress: report));
+                report => Backends.Quantization.Calibration.Collect(fresh, store.ReadFloat32, chunks, interpreter, gram: request.NeedsGram, progress: report));
             calibration = new JsonObject
             {
                 ["file"] = Path.GetFileName(calibrationPath), ["windows"] = chunks.Count, ["window_length"] = length,
@@ -90,7 +90,7 @@ internal sealed class QuantizeOptions
         long bytes = QuantizedFolder.Write(outDir, graph, context, request, store, source, hfFolder, calibration);
         var reloaded = CommonOptions.Load(outDir, null, null).Graph;
         string what = string.Join(" + ", new[] { request.Prune?.ToString(), request.Scheme }.Where(s => s is not null));
-        string summary = $"{graph.Name}: {what}, {context.Entries.Count} linears quantized, {context.Weights.Written.Count(kv => store.Contains(kv.Key))} float tensors rewritten; " +
+        string summary = $"{graph.Name}: {what}, {context.Entries.Count} linears {(request.Scheme is null ? "compressed" : "quantized")}, {context.Weights.Written.Count(kv => store.Contains(kv.Key) && graph.Weights.Any(w => w.Attrs.Str("name") == kv.Key))} float tensors rewritten; " +
                          $"wrote {Path.Combine(outDir, WeightStore.SingleFileName)} ({bytes / 1e6:F2} MB{(before > 0 ? $", was {before / 1e6:F2} MB" : "")}) and {QuantizedFolder.ManifestName}";
         return (reloaded, summary);
     }

@@ -30,7 +30,9 @@ public enum OpKind
                     // bias f32[N] (attr bias) -> [..., N]; attrs scheme, group_size G. Schemes: int8: codes i8[N, K], w = s·q;
                     // int4: codes u8[N, K/2], w = s·(q − z), each 32 codes of a row packed into 16 bytes (byte j: code j in the low
                     // nibble, code j+16 in the high one, as GGUF's Q4_0); w8a8: int8 weights, and each row of x rounded to int8 with
-                    // its own scale max|x|/127 at run time (y = s_x·s_w·Σ q_x·q_w)
+                    // its own scale max|x|/127 at run time (y = s_x·s_w·Σ q_x·q_w); sparse24 (G = 4): the codes are the 2 kept values of
+                    // every 4 weights f32[N, K/2] and the scales slot their positions u8[N, K/8] (a nibble a group, low nibble the
+                    // even group; p0 in bits 0–1, p1 > p0 in bits 2–3)
 
     // Normalisation and reductions
     RmsNorm,        // x[..., D], w[D]: x / sqrt(mean(x^2) + eps) * (offset + w); attrs eps, offset

@@ -385,11 +385,12 @@ public static class ShapeInference
         if (group <= 0 || k % group != 0) throw new ShapeError($"quantized_linear: group size {group} does not divide the input width {k}");
         if (q.Rank != 2 || !q[0].IsKnown) throw new ShapeError($"quantized_linear: codes {q} must be [out, ...]");
         long n = q[0].Size;
+        if (scheme == "sparse24") return Sparse24Linear(x, q, scales, ins, k, group, zeros, inputScale, bias);
         var (codeType, codeWidth) = scheme switch
         {
             "int8" or "w8a8" => (DType.I8, k),
             "int4" => (DType.U8, k / 2),
-            _ => throw new ShapeError($"quantized_linear: unknown scheme '{scheme}' (int8, int4, w8a8)"),
+            _ => throw new ShapeError($"quantized_linear: unknown scheme '{scheme}' (int8, int4, w8a8, sparse24)"),
         };
         if (scheme == "int4" && group % 32 != 0) throw new ShapeError($"quantized_linear: int4 needs a group size that is a multiple of 32, got {group}");
         if (q.DType != codeType || q[1] != Dim.Of(codeWidth))
@@ -401,6 +402,21 @@ public static class ShapeInference
         if (zeros != (scheme == "int4")) throw new ShapeError($"quantized_linear: {scheme} {(zeros ? "takes no" : "needs")} zero points");
         if (inputScale && !ins[at++].Equals(new TensorType(DType.F32, Dim.Of(k)))) throw new ShapeError($"quantized_linear: input scale must be f32[{k}], got {ins[at - 1]}");
         if (bias && !ins[at].Equals(new TensorType(x.DType, Dim.Of(n)))) throw new ShapeError($"quantized_linear: bias must be {x.DType.ShortName()}[{n}], got {ins[at]}");
+        return x.WithShape(x.Shape.SetItem(x.Rank - 1, Dim.Of(n)));
+    }
+
+    /// <summary>2:4 sparse: the two kept values of every 4 weights f32[N, K/2] and their positions, two groups a byte u8[N, K/8].</summary>
+    private static TensorType Sparse24Linear(TensorType x, TensorType values, TensorType positions, IReadOnlyList<TensorType> ins, long k, long group, bool zeros, bool inputScale, bool bias)
+    {
+        if (group != 4) throw new ShapeError($"quantized_linear: sparse24 keeps 2 of every 4 weights, so its group size is 4, got {group}");
+        if (k % 8 != 0) throw new ShapeError($"quantized_linear: sparse24 needs an input width that is a multiple of 8, got {k}");
+        if (zeros || inputScale) throw new ShapeError("quantized_linear: sparse24 takes no zero points and no input scale");
+        if (values.Rank != 2 || !values[0].IsKnown || values.DType != DType.F32 || values[1] != Dim.Of(k / 2))
+            throw new ShapeError($"quantized_linear: sparse24 values must be f32[N,{k / 2}] for input {x}, got {values}");
+        long n = values[0].Size;
+        var expected = new TensorType(DType.U8, Dim.Of(n), Dim.Of(k / 8));
+        if (!positions.Equals(expected)) throw new ShapeError($"quantized_linear: sparse24 positions must be {expected}, got {positions}");
+        if (bias && !ins[3].Equals(new TensorType(x.DType, Dim.Of(n)))) throw new ShapeError($"quantized_linear: bias must be {x.DType.ShortName()}[{n}], got {ins[3]}");
         return x.WithShape(x.Shape.SetItem(x.Rank - 1, Dim.Of(n)));
     }
 

@@ -37,8 +37,19 @@ public sealed class ChannelStats(int channels)
     public double[] SumAbs { get; } = new double[channels];
     public double[] SumSquares { get; } = new double[channels];
 
-    /// <summary>A subset of the activation rows (AWQ measures its output error on these).</summary>
-    public List<float[]> Samples { get; } = new();
+    /// <summary>
+    /// XᵀX [K, K] over every calibration row, when asked for (AWQ): the output error of any weight change Δ on all
+    /// the calibration rows is ‖XΔᵀ‖² = Σₙ Δₙ·G·Δₙᵀ, so the search needs no stored activations.
+    /// </summary>
+    public double[]? Gram { get; private set; }
+
+    /// <summary>Adds a block of rows' XᵀX (the calibration computes it with the GEMM).</summary>
+    public void AddGram(ReadOnlySpan<float> gram)
+    {
+        if (gram.Length != Channels * Channels) throw new ArgumentException($"Gram block has {gram.Length} elements, expected {Channels}²");
+        Gram ??= new double[Channels * Channels];
+        for (int i = 0; i < gram.Length; i++) Gram[i] += gram[i];
+    }
 
     public void Add(ReadOnlySpan<float> row)
     {
@@ -141,8 +152,12 @@ public static class QuantizedLinears
             if (e.GroupSize <= 0 || k % e.GroupSize != 0)
                 throw new McException($"quantized weight '{e.Weight}': group size {e.GroupSize} does not divide its input width {k}");
             var b = new GraphBuilder(graph) { CurrentName = linear.Name, CurrentSpan = linear.Span };
-            var codeType = e.Scheme == "int4" ? new TensorType(DType.U8, n, k / 2) : new TensorType(DType.I8, n, k);
-            var groups = new TensorType(DType.F32, n, k / e.GroupSize);
+            var (codeType, groups) = e.Scheme switch
+            {
+                "int4" => (new TensorType(DType.U8, n, k / 2), new TensorType(DType.F32, n, k / e.GroupSize)),
+                "sparse24" => (new TensorType(DType.F32, n, k / 2), new TensorType(DType.U8, n, k / 8)),
+                _ => (new TensorType(DType.I8, n, k), new TensorType(DType.F32, n, k / e.GroupSize)),
+            };
             var inputs = new List<Node> { linear.Input(0), b.Weight(e.Codes, codeType), b.Weight(e.Scales, groups) };
             if (e.Zeros is not null) inputs.Add(b.Weight(e.Zeros, groups.WithDType(DType.U8)));
             if (e.InputScale is not null) inputs.Add(b.Weight(e.InputScale, new TensorType(DType.F32, k)));
@@ -176,10 +191,18 @@ public static class QuantizedLinears
     /// </summary>
     public static QuantizedLinearEntry Store(QuantizationContext context, string weight, string scheme, float[] w, int n, int k, int group, float[]? inputScale = null)
     {
-        var e = new QuantizedLinearEntry(weight, scheme, group, weight + ".codes", weight + ".scales",
+        var e = scheme == "sparse24"
+            ? new QuantizedLinearEntry(weight, scheme, 4, weight + ".values", weight + ".positions", null, null)
+            : new QuantizedLinearEntry(weight, scheme, group, weight + ".codes", weight + ".scales",
             scheme == "int4" ? weight + ".zeros" : null, inputScale is null ? null : weight + ".input_scale");
         var edits = context.Weights;
-        if (scheme == "int4")
+        if (scheme == "sparse24")
+        {
+            var (values, positions) = Sparse24(w, n, k, weight);
+            edits.WriteFloats(e.Codes, [n, k / 2], values);
+            edits.WriteBytes(e.Scales, DType.U8, [n, k / 8], positions);
+        }
+        else if (scheme == "int4")
         {
             var (codes, scales, zeros) = Int4(w, n, k, group);
             edits.WriteBytes(e.Codes, DType.U8, [n, k / 2], codes);
@@ -196,6 +219,38 @@ public static class QuantizedLinears
         context.Entries.RemoveAll(x => x.Weight == weight);
         context.Entries.Add(e);
         return e;
+    }
+
+    /// <summary>
+    /// A weight with at most 2 non-zeros in every 4 consecutive weights of a row, compressed: the 2 kept values of each
+    /// group [N, K/2] and their positions [N, K/8], one nibble a group (low nibble: the even group), p0 in bits 0–1 and
+    /// p1 &gt; p0 in bits 2–3 (a group with fewer non-zeros keeps zeros at the first free positions).
+    /// </summary>
+    public static (float[] Values, byte[] Positions) Sparse24(float[] w, int n, int k, string name)
+    {
+        if (k % 8 != 0) throw new McException($"weight '{name}': the compressed 2:4 form needs an input width that is a multiple of 8, got {k}");
+        var values = new float[n * k / 2];
+        var positions = new byte[n * k / 8];
+        Span<int> kept = stackalloc int[2];
+        for (int r = 0; r < n; r++)
+            for (int g = 0; g < k / 4; g++)
+            {
+                int at = r * k + 4 * g, count = 0;
+                for (int i = 0; i < 4; i++)
+                    if (w[at + i] != 0)
+                    {
+                        if (count == 2) throw new McException($"weight '{name}': row {r}, columns {4 * g}..{4 * g + 3} have more than 2 non-zeros (not 2:4 sparse)");
+                        kept[count++] = i;
+                    }
+                // Pad with the first free positions so that p0 < p1 always holds.
+                for (int i = 0; count < 2; i++)
+                    if (count == 0 || kept[0] != i) kept[count++] = i;
+                if (kept[0] > kept[1]) (kept[0], kept[1]) = (kept[1], kept[0]);
+                values[(r * k + 4 * g) / 2] = w[at + kept[0]];
+                values[(r * k + 4 * g) / 2 + 1] = w[at + kept[1]];
+                positions[(r * k + 4 * g) / 8] |= (byte)((kept[0] | kept[1] << 2) << (g % 2 * 4));
+            }
+        return (values, positions);
     }
 
     /// <summary>Symmetric round-to-nearest int8 per group: s = max|w|/127, q = round(w/s).</summary>

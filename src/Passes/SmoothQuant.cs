@@ -27,21 +27,11 @@ public sealed class SmoothQuant(QuantizationContext context) : IPass
         var stats = context.RequireStats(Name);
         double alpha = context.SmoothAlpha;
         if (alpha is < 0 or > 1) throw new McException($"--smooth-alpha {alpha}: must be in [0, 1]");
-        var users = GraphAnalysis.Users(graph);
-        var candidates = QuantizedLinears.Candidates(graph);
-        var weightUses = graph.Weights.GroupBy(w => w.Attrs.Str("name"), StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.Sum(w => users[w].Count), StringComparer.Ordinal);
+        var folding = new ScaleFolding(graph);
         var smoothing = new Dictionary<string, float[]>(StringComparer.Ordinal);
         foreach (var norm in graph.Nodes.Where(n => n.Op is OpKind.RmsNorm or OpKind.LayerNorm).ToList())
         {
-            // positions reads only its operand's shape, which smoothing does not change.
-            var readers = users[norm].Where(u => u.Op != OpKind.Positions).ToList();
-            if (readers.Count == 0 || !readers.All(candidates.Contains) || readers.Any(r => r.Input(0) != norm || r.Input(1) == norm)) continue;
-            if (graph.Outputs.Any(o => o.Value == norm)) continue;
-            var parameters = norm.Inputs.Skip(1).ToList();
-            if (parameters.Count == 0 || parameters.Any(p => p.Op != OpKind.Weight || weightUses[p.Attrs.Str("name")] != 1)) continue;
-            if (readers.Any(r => weightUses[QuantizedLinears.WeightName(r)] != 1)) continue;
-
+            if (folding.NormReaders(norm) is not { } readers) continue;
             int k = (int)norm.Type[-1].Size;
             var xmax = stats.For(QuantizedLinears.WeightName(readers[0]), Name).MaxAbs;
             var wmax = new float[k];
@@ -55,15 +45,7 @@ public sealed class SmoothQuant(QuantizationContext context) : IPass
                 s[j] = xmax[j] > 0 && wmax[j] > 0
                     ? (float)Math.Max(Math.Pow(xmax[j], alpha) / Math.Pow(wmax[j], 1 - alpha), 1e-5)
                     : 1f;
-            double offset = norm.Op == OpKind.RmsNorm ? norm.Attrs.Float("offset", 0) : 0;
-            for (int p = 0; p < parameters.Count; p++)
-            {
-                var name = parameters[p].Attrs.Str("name");
-                var values = (float[])context.Weights.ReadFloats(name).Clone();
-                // The norm's effective gain is offset + w (Gemma's 1 + w); the bias (p = 1) has no offset.
-                for (int j = 0; j < k; j++) values[j] = p == 0 ? (float)((offset + values[j]) / s[j] - offset) : values[j] / s[j];
-                context.Weights.WriteFloats(name, [k], values);
-            }
+            ScaleFolding.DivideNorm(context, norm, s);
             foreach (var r in readers) smoothing[QuantizedLinears.WeightName(r)] = s;
         }
         return QuantizedLinears.QuantizeAll(graph, context, "w8a8", int.MaxValue, (linear, w, group) =>

@@ -609,7 +609,7 @@ public sealed partial class CSharpEmitter
                 or OpKind.Attention or OpKind.PagedAttention or OpKind.MoeCombine => "ffff",
             OpKind.Embedding => "if",
             OpKind.GatherRows => "fi",
-            OpKind.QuantizedLinear => "fif",
+            OpKind.QuantizedLinear => node.Attrs.Str("scheme") == "sparse24" ? "ffi" : "fif",   // sparse24: kept values, positions
             OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
             OpKind.Rope or OpKind.Xpos => "fi",
             OpKind.RelativeScores => "ffii",

@@ -8,19 +8,18 @@ namespace ModelCompiler.Backends.Quantization;
 
 /// <summary>
 /// Runs a model over calibration windows and gathers, at the input of every linear the quantization passes may
-/// rewrite, per-channel max |x|, mean |x| and Σx² plus a spread-out subset of the rows (AWQ's samples). On the CPU
+/// rewrite, per-channel max |x|, mean |x| and Σx², and on request XᵀX over all rows (AWQ's output error). On the CPU
 /// target the inputs of those linears become extra graph outputs (so the fusion passes keep them); on the
 /// interpreter they are observed as they are computed.
 /// </summary>
 public static class Calibration
 {
-    public const int DefaultSamples = 128;
-
     /// <param name="graph">a freshly elaborated graph (the CPU path adds outputs to it)</param>
     /// <param name="weights">the checkpoint's float tensors by name</param>
     /// <param name="windows">token ids, one forward each (input_ids [1, length])</param>
+    /// <param name="gram">also accumulate XᵀX of every observed input (AWQ)</param>
     public static CalibrationStats Collect(Graph graph, Func<string, float[]> weights, IReadOnlyList<long[]> windows,
-        bool interpreter = false, int samples = DefaultSamples, Action<int>? progress = null)
+        bool interpreter = false, bool gram = false, Action<int>? progress = null)
     {
         if (windows.Count == 0) throw new McException("calibration: no windows of tokens");
         var inputs = graph.Inputs.Select(i => i.Attrs.Str("name")).ToList();
@@ -31,17 +30,12 @@ public static class Calibration
         var statsOf = observed.ToDictionary(n => n, n => new ChannelStats((int)n.Type[-1].Size));
         var result = new CalibrationStats();
         foreach (var l in linears) result.ByWeight.TryAdd(QuantizedLinears.WeightName(l), statsOf[l.Input(0)]);
-        int perWindow = Math.Max(1, (samples + windows.Count - 1) / windows.Count);
 
         void Observe(ChannelStats stats, float[] data)
         {
             int k = stats.Channels, rows = data.Length / k;
             for (int r = 0; r < rows; r++) stats.Add(data.AsSpan(r * k, k));
-            for (int i = 0; i < perWindow && stats.Samples.Count < samples; i++)
-            {
-                int r = (int)((long)(2 * i + 1) * rows / (2 * perWindow));
-                stats.Samples.Add(data.AsSpan(r * k, k).ToArray());
-            }
+            if (gram) stats.AddGram(Gram(data, rows, k));
         }
 
         if (interpreter)
@@ -78,6 +72,17 @@ public static class Calibration
             progress?.Invoke(w + 1);
         }
         return result;
+    }
+
+    /// <summary>XᵀX of x [rows, k] with the GEMM: Xᵀ packed as a weight [k, rows], so Y = Xᵀ·(Xᵀ)ᵀ.</summary>
+    internal static float[] Gram(float[] x, int rows, int k)
+    {
+        var xt = new float[(long)k * rows];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < k; c++) xt[(long)c * rows + r] = x[(long)r * k + c];
+        var g = new float[k * k];
+        Runtime.Kernels.Gemm.Linear(xt, k, Runtime.Kernels.PackedWeight.Pack(xt, k, rows), g);
+        return g;
     }
 
     /// <summary>

@@ -11,6 +11,9 @@ public sealed record QuantizeRequest(string? Scheme, int? GroupSize = null, doub
 
     public bool NeedsCalibration => Scheme is "awq-int4" or "smoothquant" || Prune?.Method == "wanda";
 
+    /// <summary>AWQ measures output errors on all calibration rows through XᵀX.</summary>
+    public bool NeedsGram => Scheme == "awq-int4";
+
     public void Validate()
     {
         if (Scheme is null && Prune is null) throw new McException("nothing to do: give --quantize and/or --prune");
@@ -29,7 +32,11 @@ public static class ModelQuantizer
         var context = new QuantizationContext(new WeightEdits(weights), stats, request.GroupSize, request.SmoothAlpha);
         var passes = new List<IPass>();
         if (request.Prune is { } prune)
+        {
             passes.Add(prune.Method == "wanda" ? new PruneWanda(context, prune) : new PruneMagnitude(context, prune));
+            // 2:4 without a scheme is stored compressed; with one, the scheme's codes hold the zeros.
+            if (prune is { KeepN: 2, OfM: 4 } && request.Scheme is null) passes.Add(new CompressSparse24(context));
+        }
         if (request.Scheme is { } scheme)
             passes.Add(scheme switch
             {

@@ -74,7 +74,7 @@ public static class QuantizedFolder
                 ["weight"] = e.Weight, ["scheme"] = e.Scheme, ["group_size"] = e.GroupSize, ["codes"] = e.Codes, ["scales"] = e.Scales,
                 ["zeros"] = e.Zeros, ["input_scale"] = e.InputScale,
             }).ToArray()),
-            ["replaced"] = new JsonArray(context.Weights.Written.Keys.Where(original.Contains).Order(StringComparer.Ordinal).Select(n => (JsonNode)JsonValue.Create(n)).ToArray()),
+            ["replaced"] = new JsonArray(context.Weights.Written.Keys.Where(n => original.Contains(n) && seen.Contains(n)).Order(StringComparer.Ordinal).Select(n => (JsonNode)JsonValue.Create(n)).ToArray()),
             ["bytes"] = tensors.Sum(t => (long)t.Data.Length),
         };
         File.WriteAllText(Path.Combine(folder, ManifestName), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
@@ -123,7 +123,9 @@ public static class QuantizedFolder
                 string Req(string key) => e[key]?.GetValue<string>() ?? throw Bad($"a linear entry has no \"{key}\"");
                 var entry = new QuantizedLinearEntry(Req("weight"), Req("scheme"), e["group_size"]?.GetValue<int>() ?? throw Bad("a linear entry has no \"group_size\""),
                     Req("codes"), Req("scales"), e["zeros"]?.GetValue<string>(), e["input_scale"]?.GetValue<string>());
-                if (entry.Scheme is not ("int8" or "int4" or "w8a8")) throw Bad($"linear '{entry.Weight}' has unknown scheme '{entry.Scheme}'");
+                if (entry.Scheme is not ("int8" or "int4" or "w8a8" or "sparse24")) throw Bad($"linear '{entry.Weight}' has unknown scheme '{entry.Scheme}'");
+                if (entry.Scheme == "sparse24" && (entry.GroupSize != 4 || entry.InputScale is not null))
+                    throw Bad($"linear '{entry.Weight}': sparse24 has group size 4 and no input scale");
                 if ((entry.Zeros is not null) != (entry.Scheme == "int4")) throw Bad($"linear '{entry.Weight}': zero points go with int4 only");
                 return entry;
             }).ToList();

@@ -265,14 +265,14 @@ public sealed class Interpreter
     /// check every operand (a linear's weight, an attention bias, router logits), so a graph can get here with
     /// an integer tensor where the op computes in floats.
     /// </summary>
-    private static string? OperandKinds(OpKind op) => op switch
+    private static string? OperandKinds(Node node) => node.Op switch
     {
         var o when o.IsElementwiseUnary() => "f",
         OpKind.Linear or OpKind.FusedLinear or OpKind.RmsNorm or OpKind.LayerNorm or OpKind.Softmax or OpKind.ReduceMean
             or OpKind.Attention or OpKind.MoeCombine => "ffff", // every operand (MoeCombine's beyond 4 too)
         OpKind.Embedding => "i",
         OpKind.GatherRows => "fi",
-        OpKind.QuantizedLinear => "fif",
+        OpKind.QuantizedLinear => node.Attrs.Str("scheme") == "sparse24" ? "ffi" : "fif",   // sparse24: kept values, positions
         OpKind.SinusoidalPositions or OpKind.AlibiBias => "ii",
         OpKind.Rope or OpKind.Xpos => "fi",
         OpKind.RelativeScores => "ffii",
@@ -282,7 +282,7 @@ public sealed class Interpreter
 
     private static void CheckOperandKinds(Node node, RefTensor[] x)
     {
-        var kinds = OperandKinds(node.Op);
+        var kinds = OperandKinds(node);
         if (kinds is null) return;
         for (int i = 0; i < x.Length; i++)
         {

@@ -39,7 +39,7 @@ internal sealed class QuantHarness : IDisposable
         return Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, length).Select(_ => (long)rng.Next((int)Vocab)).ToArray()).ToList();
     }
 
-    public CalibrationStats Calibrate() => Calibration.Collect(Fresh(), Store.ReadFloat32, CalibrationWindows(), interpreter: true);
+    public CalibrationStats Calibrate() => Calibration.Collect(Fresh(), Store.ReadFloat32, CalibrationWindows(), interpreter: true, gram: true);
 
     /// <summary>The quantized graph and its interpreter loader.</summary>
     public (Graph Graph, QuantizationContext Context, Func<string, TensorType, RefTensor> Load) Quantize(QuantizeRequest request)

@@ -12,13 +12,15 @@ using Xunit.Abstractions;
 namespace ModelCompiler.Tests.Quantization;
 
 /// <summary>
-/// The issue's accuracy bounds on examples/pystories (a LLaMA trained for real), on a CI-sized subset of its eval
-/// text: calibration on the first 16 windows of 256 tokens, perplexity over the next 16 (fp32 scored the same way),
-/// group size 64. The full protocol (64 calibration windows, all 347 remaining windows) is in docs/quantization.md.
+/// The issue's accuracy bounds on examples/pystories (a LLaMA trained for real) under its protocol, with the scoring
+/// cut short for CI: calibration on the first 64 windows of 256 tokens of its eval text, perplexity over the next 48
+/// (12288 of the 88832 tokens `mc perplexity --skip-windows 64` scores; fp32 scored the same way), group size 64.
+/// The full protocol's figures are in docs/quantization.md. (A shorter calibration, 16 windows, scored over the next
+/// 16 or 48, left AWQ behind round to nearest by 1.4 % and 0.1 %; docs/quantization.md has the figures.)
 /// </summary>
 public class QuantizationPystoriesTests(ITestOutputHelper output)
 {
-    private const int Window = 256, CalibrationWindows = 16, ScoredWindows = 16, Group = 64;
+    private const int Window = 256, CalibrationWindows = 64, ScoredWindows = 48, Group = 64;
 
     private static string Folder => CliRunner.Example("pystories");
 
@@ -55,7 +57,7 @@ public class QuantizationPystoriesTests(ITestOutputHelper output)
         if (request.NeedsCalibration)
         {
             var windows = Calibration.Windows(Ids.Value.Select(i => (long)i).ToList(), CalibrationWindows, Window);
-            stats = Calibration.Collect(Fresh(), store.ReadFloat32, windows);
+            stats = Calibration.Collect(Fresh(), store.ReadFloat32, windows, gram: request.NeedsGram);
         }
         var graph = Fresh();
         var context = ModelQuantizer.Apply(graph, request, store.ReadFloat32, stats);
@@ -68,51 +70,12 @@ public class QuantizationPystoriesTests(ITestOutputHelper output)
     public void Int8WeightOnlyIsWithinOnePercentOfFp32() =>
         Assert.True(Quantized(new QuantizeRequest("int8", Group)) <= 1.01 * Fp32.Value);
 
-    /// <summary>
-    /// The issue asks for AWQ int4 strictly better than round to nearest in perplexity; this implementation does not
-    /// reach it on pystories (docs/quantization.md: 19.51 vs 19.49 on the full protocol, 40.27 vs 38.64 on this subset),
-    /// so what is tested is what its search guarantees: on the calibration rows of every pystories linear, the chosen
-    /// scales never give a larger output error than round to nearest (α = 0 is on the grid), and on most they give less.
-    /// </summary>
     [Fact]
-    public void AwqSearchNeverLosesToRoundToNearestOnTheCalibrationRows()
+    public void AwqInt4IsStrictlyBetterThanRoundToNearestInt4()
     {
-        using var store = WeightStore.Open(Folder);
-        var windows = Calibration.Windows(Ids.Value.Select(i => (long)i).ToList(), 4, Window);
-        var stats = Calibration.Collect(Fresh(), store.ReadFloat32, windows, samples: 64);
-        int better = 0, total = 0;
-        foreach (var linear in QuantizedLinears.Candidates(Fresh()).Take(8))
-        {
-            var name = QuantizedLinears.WeightName(linear);
-            int n = (int)linear.Input(1).Type[0].Size, k = (int)linear.Input(1).Type[1].Size;
-            var w = store.ReadFloat32(name);
-            var s = AwqInt4.Search(w, n, k, Group, stats.ByWeight[name]);
-            double awq = OutputError(w, n, k, s, stats.ByWeight[name].Samples), rtn = OutputError(w, n, k, Enumerable.Repeat(1f, k).ToArray(), stats.ByWeight[name].Samples);
-            Assert.True(awq <= rtn * (1 + 1e-9), $"{name}: awq {awq} > rtn {rtn}");
-            better += awq < rtn ? 1 : 0;
-            total++;
-        }
-        Assert.True(better * 2 > total, $"the search improved only {better} of {total} linears");
-    }
-
-    /// <summary>Σ over rows and outputs of (x·(Q(W·s)/s − W)ᵀ)², computed here independently of the pass.</summary>
-    private static double OutputError(float[] w, int n, int k, float[] s, List<float[]> rows)
-    {
-        double total = 0;
-        var scaled = new float[k];
-        var q = new float[k];
-        for (int r = 0; r < n; r++)
-        {
-            for (int i = 0; i < k; i++) scaled[i] = w[r * k + i] * s[i];
-            QuantizedLinears.FakeQuantInt4(scaled, Group, q);
-            foreach (var x in rows)
-            {
-                double d = 0;
-                for (int i = 0; i < k; i++) d += x[i] * (q[i] / s[i] - w[r * k + i]);
-                total += d * d;
-            }
-        }
-        return total;
+        double rtn = Quantized(new QuantizeRequest("int4", Group));
+        double awq = Quantized(new QuantizeRequest("awq-int4", Group));
+        Assert.True(awq < rtn, $"awq-int4 {awq:F4} vs int4 {rtn:F4}");
     }
 
     [Fact]

@@ -86,22 +86,25 @@ internal static class LinearAlgebra
         int group = (int)a.Int("group_size"), at = 3;
         var x = ins[0];
         int k = (int)x.Shape[^1], n = (int)ins[1].Shape[0], groups = k / group;
-        var codes = ins[1].I!;
-        var scales = ins[2].F!;
+        var codes = ins[1].I;
+        var scales = ins[2].F;
         var zeros = a.Bool("zeros", false) ? ins[at++].I : null;
         var inputScale = a.Bool("input_scale", false) ? ins[at++].F : null;
         var bias = a.Bool("bias", false) ? ins[at] : null;
 
-        var packed = scheme == "int4" ? Array.ConvertAll(codes, v => (byte)v) : null;
+        var packed = scheme == "int4" ? Array.ConvertAll(codes!, v => (byte)v) : null;
         var w = new double[(long)n * k];
-        for (int r = 0; r < n; r++)
-            for (int c = 0; c < k; c++)
-            {
-                int g = r * groups + c / group;
-                w[(long)r * k + c] = scheme == "int4"
-                    ? scales[g] * (Runtime.Kernels.QuantizedWeight.Int4Code(packed!, r, c, k) - zeros![g])
-                    : scales[g] * codes[(long)r * k + c];
-            }
+        if (scheme == "sparse24")
+            Sparse24Dense(ins[1].F!, ins[2].I!, n, k, w);
+        else
+            for (int r = 0; r < n; r++)
+                for (int c = 0; c < k; c++)
+                {
+                    int g = r * groups + c / group;
+                    w[(long)r * k + c] = scheme == "int4"
+                        ? scales![g] * (Runtime.Kernels.QuantizedWeight.Int4Code(packed!, r, c, k) - zeros![g])
+                        : scales![g] * codes![(long)r * k + c];
+                }
         var xs = (double[])x.F!.Clone();
         int rows = Layout.Rows(x.Shape);
         if (inputScale is not null)
@@ -124,6 +127,21 @@ internal static class LinearAlgebra
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < n; j++) ys[r * n + j] = ys[r * n + j] * rowScale[r] + (bias?.F![j] ?? 0);
         return y;
+    }
+
+    /// <summary>
+    /// A 2:4-sparse weight written out dense: of every 4 weights of a row, the two kept values (values[r, 2g], [r, 2g+1])
+    /// sit at positions p0 = bits 0–1 and p1 = bits 2–3 of the nibble of group g (low nibble: even g) of positions[r, g/2].
+    /// </summary>
+    private static void Sparse24Dense(double[] values, long[] positions, int n, int k, double[] w)
+    {
+        for (int r = 0; r < n; r++)
+            for (int g = 0; g < k / 4; g++)
+            {
+                int nibble = (int)(positions[(long)r * (k / 8) + g / 2] >> (g % 2 * 4)) & 0xF;
+                w[(long)r * k + 4 * g + (nibble & 3)] += values[(long)r * (k / 2) + 2 * g];
+                w[(long)r * k + 4 * g + (nibble >> 2)] += values[(long)r * (k / 2) + 2 * g + 1];
+            }
     }
 
     /// <summary>c[..., m, n] = Σ_k a[..., m, k]·b[..., k, n], the batch dims broadcast.</summary>

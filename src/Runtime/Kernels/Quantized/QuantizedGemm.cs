@@ -75,6 +75,7 @@ public static unsafe class QuantizedGemm
             {
                 int n0 = t * chunk, n1 = Math.Min(n, n0 + chunk);
                 if (w.Scheme == QuantScheme.W8A8) RowsW8A8(xq!, xs!, m, w, bias, y, n0, n1, isa);
+                else if (w.Scheme == QuantScheme.Sparse24) SparseGemm.Rows(input, m, w, bias, y, n0, n1, isa);
                 else if (m < 4) RowsDecode(input, m, w, bias, y, n0, n1, isa);
                 else RowsExpanded(input, m, w, bias, y, n0, n1, isa);
             }

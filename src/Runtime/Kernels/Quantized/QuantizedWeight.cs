@@ -11,6 +11,8 @@ public enum QuantScheme
     Int4,
     /// <summary>int8 codes as <see cref="Int8"/>; each activation row rounded to int8 at run time, int8×int8→int32 dot products.</summary>
     W8A8,
+    /// <summary>2:4 sparse fp32: of every 4 weights of a row the 2 kept values and their 2-bit positions (<see cref="SparseGemm"/>).</summary>
+    Sparse24,
 }
 
 /// <summary>
@@ -42,12 +44,48 @@ public sealed class QuantizedWeight
     /// <summary>Multiplier of each input channel [K], or null.</summary>
     internal float[]? InputScale { get; }
 
+    /// <summary>The kept values of a 2:4-sparse weight [N, K/2] (Sparse24).</summary>
+    internal float[]? SparseValues { get; }
+
+    /// <summary>Their positions [N, K/8]: one nibble a group of 4 (low nibble: even group), bits 0–1 and 2–3 (Sparse24).</summary>
+    internal byte[]? SparsePositions { get; }
+
     /// <summary>Σ_k q[n, k] over each group [N, K/G] (W8A8: the correction for VPDPBUSD's unsigned operand).</summary>
     internal int[]? GroupCodeSums { get; }
 
     /// <summary>Bytes held for the weight (codes, scales, zeros, input scale): what a decode step streams.</summary>
     public long ByteSize =>
-        (Int8Codes?.LongLength ?? 0) + (Int4Codes?.LongLength ?? 0) + 4L * Scales.Length + (Zeros?.LongLength ?? 0) + 4L * (InputScale?.Length ?? 0);
+        (Int8Codes?.LongLength ?? 0) + (Int4Codes?.LongLength ?? 0) + 4L * Scales.Length + (Zeros?.LongLength ?? 0) + 4L * (InputScale?.Length ?? 0)
+        + 4L * (SparseValues?.LongLength ?? 0) + (SparsePositions?.LongLength ?? 0);
+
+    private QuantizedWeight(int n, int k, float[] values, byte[] positions)
+    {
+        Scheme = QuantScheme.Sparse24;
+        N = n;
+        K = k;
+        GroupSize = 4;
+        Scales = [];
+        SparseValues = values;
+        SparsePositions = positions;
+    }
+
+    /// <summary>
+    /// A 2:4-sparse weight from its kept values [N, K/2] and positions [N, K/8] (<see cref="SparsePositions"/>'s layout);
+    /// every position nibble must name two different weights of its group, the first before the second.
+    /// </summary>
+    public static QuantizedWeight FromSparse24(string name, float[] values, byte[] positions, int n, int k)
+    {
+        if (k % 8 != 0) throw new McException($"{name}: a 2:4-sparse weight needs an input width that is a multiple of 8, got {k}");
+        if (values.LongLength != (long)n * k / 2) throw new McException($"{name}: {values.LongLength} kept values for [{n}, {k}] (2 of every 4)");
+        if (positions.LongLength != (long)n * k / 8) throw new McException($"{name}: {positions.LongLength} position bytes for [{n}, {k}] (one a pair of groups of 4)");
+        for (long i = 0; i < positions.LongLength; i++)
+            foreach (int nibble in (ReadOnlySpan<int>)[positions[i] & 0xF, positions[i] >> 4])
+                if ((nibble & 3) >= nibble >> 2)
+                    throw new McException($"{name}: position byte {i} (0x{positions[i]:X2}) does not name two weights of a group in order");
+        foreach (var v in values)
+            if (!float.IsFinite(v)) throw new McException($"{name}: a kept value is not finite ({v.ToString(CultureInfo.InvariantCulture)})");
+        return new QuantizedWeight(n, k, values, positions);
+    }
 
     private QuantizedWeight(QuantScheme scheme, int n, int k, int groupSize, sbyte[]? int8, byte[]? int4, float[] scales, byte[]? zeros, float[]? inputScale)
     {
@@ -80,16 +118,19 @@ public sealed class QuantizedWeight
         "int8" => QuantScheme.Int8,
         "int4" => QuantScheme.Int4,
         "w8a8" => QuantScheme.W8A8,
-        _ => throw new McException($"unknown quantization scheme '{scheme}' (int8, int4, w8a8)"),
+        "sparse24" => QuantScheme.Sparse24,
+        _ => throw new McException($"unknown quantization scheme '{scheme}' (int8, int4, w8a8, sparse24)"),
     };
 
     /// <summary>
     /// A weight from its tensors as a compiled model's loader reads them (every element a float; codes are small
-    /// integers, so exact). Checks every code's range and the shapes; <paramref name="name"/> names the weight in errors.
+    /// integers, so exact; for sparse24 the codes are the kept values and the scales the position bytes). Checks every code's range and the shapes; <paramref name="name"/> names the weight in errors.
     /// </summary>
     public static QuantizedWeight FromLoaded(string name, string scheme, float[] codes, float[] scales, float[]? zeros, float[]? inputScale, int n, int k, int groupSize)
     {
         var s = ParseScheme(scheme);
+        if (s == QuantScheme.Sparse24)
+            return FromSparse24(name, codes, ToBytes(name, scales, 0, 255), n, k);
         if (groupSize <= 0 || k % groupSize != 0) throw new McException($"{name}: group size {groupSize} does not divide {k}");
         if (scales.Length != (long)n * (k / groupSize)) throw new McException($"{name}: {scales.Length} scales for [{n}, {k / groupSize}] groups");
         foreach (var v in scales)
@@ -141,6 +182,7 @@ public sealed class QuantizedWeight
     {
         get
         {
+            if (Scheme == QuantScheme.Sparse24) return SparseGemm.Weight(this, row, col);
             int g = col / GroupSize;
             float s = Scales[row * Groups + g];
             if (Scheme != QuantScheme.Int4) return s * Int8Codes![row * K + col];
