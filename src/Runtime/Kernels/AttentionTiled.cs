@@ -37,15 +37,18 @@ internal static unsafe class AttentionTiled
     /// <summary>Where key j's and value j's rows are: contiguous with a stride, or through a paged block table.</summary>
     public readonly struct KeyRows(float* keys, float* values, long keyStride, long valueStride, int* table, int blockSize)
     {
+        // Block sizes are powers of two in practice (16): a shift and a mask instead of a 64-bit division per key.
+        private readonly int _shift = System.Numerics.BitOperations.IsPow2(blockSize) ? System.Numerics.BitOperations.Log2((uint)blockSize) : -1;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Resolve(long j, out float* key, out float* value, string where)
         {
             long index = j;
             if (table != null)
             {
-                int block = table[j / blockSize];
+                int block = _shift >= 0 ? table[j >> _shift] : table[j / blockSize];
                 if (block < 0) throw new McException($"{where}: position {j} of a sequence was evicted but is still visible");
-                index = (long)block * blockSize + j % blockSize;
+                index = _shift >= 0 ? ((long)block << _shift) | (j & (blockSize - 1)) : (long)block * blockSize + j % blockSize;
             }
             key = keys + index * keyStride;
             value = values + index * valueStride;
@@ -58,13 +61,36 @@ internal static unsafe class AttentionTiled
     /// </summary>
     public static void Run(ref Rows rows, float* q, float* y, KeyRows kv, int headDim, int valueDim, float scale, string where)
     {
-        int R = rows.Count;
-        float* scores = stackalloc float[MaxRows * KeyBlock];
         float* max = stackalloc float[MaxRows];
         float* sum = stackalloc float[MaxRows];
+        float* acc = stackalloc float[MaxRows * valueDim];
+        Accumulate(ref rows, q, kv, headDim, valueDim, scale, long.MinValue, long.MaxValue, max, sum, acc, where);
+        Finish(ref rows, y, valueDim, max, sum, acc);
+    }
+
+    /// <summary>Each row's output from its running state: acc / sum, or zero for a row that saw no key.</summary>
+    private static void Finish(ref Rows rows, float* y, int valueDim, float* max, float* sum, float* acc)
+    {
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var output = new Span<float>(y + rows.Output[r], valueDim);
+            if (float.IsNegativeInfinity(max[r])) output.Clear();
+            else TensorPrimitives.Divide(new ReadOnlySpan<float>(acc + r * valueDim, valueDim), sum[r], output);
+        }
+    }
+
+    /// <summary>
+    /// The online-softmax state (running max, sum and unnormalised output per row) of the tile's rows over the keys in
+    /// [<paramref name="keyFrom"/>, <paramref name="keyTo"/>] that each row may see. Split over key ranges, the states
+    /// combine exactly (<see cref="Combine"/>): how a single query's long cache is spread over threads.
+    /// </summary>
+    private static void Accumulate(ref Rows rows, float* q, KeyRows kv, int headDim, int valueDim, float scale, long keyFrom, long keyTo,
+        float* max, float* sum, float* acc, string where)
+    {
+        int R = rows.Count;
+        float* scores = stackalloc float[MaxRows * KeyBlock];
         float** keyRow = stackalloc float*[KeyBlock];
         float** valueRow = stackalloc float*[KeyBlock];
-        float* acc = stackalloc float[MaxRows * valueDim];
         new Span<float>(acc, R * valueDim).Clear();
         long from = long.MaxValue, to = long.MinValue;
         for (int r = 0; r < R; r++)
@@ -74,6 +100,8 @@ internal static unsafe class AttentionTiled
             if (rows.Hi1[r] >= rows.Lo1[r]) { from = Math.Min(from, rows.Lo1[r]); to = Math.Max(to, rows.Hi1[r]); }
             if (rows.Hi2[r] >= rows.Lo2[r]) { from = Math.Min(from, rows.Lo2[r]); to = Math.Max(to, rows.Hi2[r]); }
         }
+        from = Math.Max(from, keyFrom);
+        to = Math.Min(to, keyTo);
 
         for (long j0 = from; j0 <= to; j0 += KeyBlock)
         {
@@ -118,12 +146,21 @@ internal static unsafe class AttentionTiled
 
             AccumulateValues(R, scores, valueRow, n, valueDim, acc);
         }
+    }
 
+    /// <summary>Folds the state of another key range (max2, sum2, acc2) into (max, sum, acc), row by row.</summary>
+    private static void Combine(int R, int valueDim, float* max, float* sum, float* acc, float* max2, float* sum2, float* acc2)
+    {
         for (int r = 0; r < R; r++)
         {
-            var output = new Span<float>(y + rows.Output[r], valueDim);
-            if (float.IsNegativeInfinity(max[r])) output.Clear();
-            else TensorPrimitives.Divide(new ReadOnlySpan<float>(acc + r * valueDim, valueDim), sum[r], output);
+            if (float.IsNegativeInfinity(max2[r])) continue;
+            float m = MathF.Max(max[r], max2[r]);
+            float a = float.IsNegativeInfinity(max[r]) ? 0f : MathF.Exp(max[r] - m), b = MathF.Exp(max2[r] - m);
+            var target = new Span<float>(acc + r * valueDim, valueDim);
+            TensorPrimitives.Multiply(target, a, target);
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(acc2 + r * valueDim, valueDim), b, target, target);
+            sum[r] = sum[r] * a + sum2[r] * b;
+            max[r] = m;
         }
     }
 
@@ -277,6 +314,18 @@ internal static unsafe class AttentionTiled
             starts[tokenTiles] = tokens;
             int tiles = tokenTiles * kvHeads * headTiles;
             int kRow = kvHeads * headDim, vRow = kvHeads * valueDim, blockSize = batch.Pool.BlockSize;
+            long longest = 0;
+            for (int t = 0; t < tokens; t++) longest = Math.Max(longest, batch.KeyCount(tokenSequence[t]));
+            // Decode: a few tiles over a long cache leave threads idle, so each tile's keys are split into ranges whose
+            // states are combined afterwards (flash-decoding). Ranges are whole key blocks of at least 128 keys.
+            int threads = serial ? 1 : Math.Max(1, KernelThreading.MaxThreads == 0 ? GemmWorkerPool.Shared.Workers + 1 : KernelThreading.MaxThreads);
+            int splits = serial ? 1 : (int)Math.Clamp(Math.Min((4L * threads + tiles - 1) / tiles, longest / 128), 1, 16);
+            if (splits > 1)
+            {
+                PagedSplit(q, y, tokens, queryHeads, kvHeads, headDim, valueDim, scale, mask, window, sinks, prefix, slopes, batch, keys, values,
+                    starts, tokenTiles, headTiles, tokensPerTile, headsPerTile, splits, longest, where);
+                return;
+            }
             void Tile(int index)
             {
                 int ht = index % headTiles, kvh = index / headTiles % kvHeads, tt = index / headTiles / kvHeads;
@@ -302,6 +351,65 @@ internal static unsafe class AttentionTiled
             else KernelThreading.For(tiles, Tile);
         }
         finally { System.Buffers.ArrayPool<int>.Shared.Return(starts); }
+    }
+
+    /// <summary><see cref="Paged"/> with each tile's keys split into <paramref name="splits"/> ranges, one task per (tile, range).</summary>
+    private static void PagedSplit(float[] q, float[] y, int tokens, int queryHeads, int kvHeads, int headDim, int valueDim, float scale,
+        AttentionMask mask, long window, long sinks, long prefix, double[]? slopes, Paged.PagedBatch batch, float[] keys, float[] values,
+        int[] starts, int tokenTiles, int headTiles, int tokensPerTile, int headsPerTile, int splits, long longest, string where)
+    {
+        int group = queryHeads / kvHeads;
+        int tiles = tokenTiles * kvHeads * headTiles;
+        int kRow = kvHeads * headDim, vRow = kvHeads * valueDim, blockSize = batch.Pool.BlockSize;
+        long rangeLength = ((longest + splits - 1) / splits + KeyBlock - 1) / KeyBlock * KeyBlock;
+        int stateSize = MaxRows * (valueDim + 2);
+        var states = System.Buffers.ArrayPool<float>.Shared.Rent(tiles * splits * stateSize);
+        try
+        {
+            Rows TileRows(int tile, out int seqIndex, out int kvh)
+            {
+                int ht = tile % headTiles, tt = tile / headTiles / kvHeads;
+                kvh = tile / headTiles % kvHeads;
+                seqIndex = batch.TokenSequence[starts[tt]];
+                long count = batch.KeyCount(seqIndex);
+                var rows = new Rows();
+                for (int t = starts[tt]; t < starts[tt + 1]; t++)
+                    for (int h = kvh * group + ht * headsPerTile; h < Math.Min((kvh + 1) * group, kvh * group + (ht + 1) * headsPerTile); h++)
+                    {
+                        long p = batch.TokenPosition[t];
+                        long hi = mask switch { AttentionMask.Causal => p, AttentionMask.Prefix => Math.Max(p, prefix - 1), _ => count - 1 };
+                        Add(ref rows, (t * queryHeads + h) * headDim, (t * queryHeads + h) * valueDim, p, Math.Min(hi, count - 1),
+                            window, sinks, slopes is null ? 0f : (float)slopes[h]);
+                    }
+                return rows;
+            }
+            void Range(int task)
+            {
+                int tile = task / splits, split = task % splits;
+                var rows = TileRows(tile, out int seqIndex, out int kvh);
+                fixed (float* pq = q) fixed (float* pk = keys) fixed (float* pv = values) fixed (float* state = states)
+                fixed (int* table = batch.Sequence(seqIndex).Table)
+                {
+                    float* max = state + (long)task * stateSize, sum = max + MaxRows, acc = sum + MaxRows;
+                    var kv = new KeyRows(pk + kvh * headDim, pv + kvh * valueDim, kRow, vRow, table, blockSize);
+                    Accumulate(ref rows, pq, kv, headDim, valueDim, scale, split * rangeLength, (split + 1) * rangeLength - 1, max, sum, acc, where);
+                }
+            }
+            KernelThreading.For(tiles * splits, Range);
+            fixed (float* py = y) fixed (float* state = states)
+                for (int tile = 0; tile < tiles; tile++)
+                {
+                    var rows = TileRows(tile, out _, out _);
+                    float* first = state + (long)tile * splits * stateSize;
+                    for (int split = 1; split < splits; split++)
+                    {
+                        float* other = first + (long)split * stateSize;
+                        Combine(rows.Count, valueDim, first, first + MaxRows, first + 2 * MaxRows, other, other + MaxRows, other + 2 * MaxRows);
+                    }
+                    Finish(ref rows, py, valueDim, first, first + MaxRows, first + 2 * MaxRows);
+                }
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(states); }
     }
 
     private static void Add(ref Rows rows, int query, int output, long p, long hi, long window, long sinks, float slope)

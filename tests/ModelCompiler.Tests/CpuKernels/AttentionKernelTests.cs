@@ -50,6 +50,62 @@ public class AttentionKernelTests
         }
     }
 
+    /// <summary>
+    /// The paged kernel against the contiguous one (itself held to the textbook above): a prefill of two sequences of
+    /// different lengths, then a decode step whose long caches are split over threads by key ranges and combined.
+    /// </summary>
+    [Fact]
+    public void PagedPrefillAndSplitDecodeMatchTheContiguousKernel()
+    {
+        const int hq = 6, hkv = 2, d = 16, dv = 24;
+        int[] lengths = [700, 300];
+        var rng = new Random(5);
+        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var keys = lengths.Select(n => Random(n * hkv * d)).ToArray();
+        var values = lengths.Select(n => Random(n * hkv * dv)).ToArray();
+        var queries = lengths.Select(n => Random(n * hq * d)).ToArray();
+        double scale = 1 / Math.Sqrt(d);
+
+        var pool = new ModelCompiler.Runtime.Paged.KvBlockPool([new ModelCompiler.Runtime.Paged.PagedLayer(hkv, d, dv)], capacityBlocks: 80);
+        var sequences = lengths.Select(n => pool.CreateSequence(n)).ToArray();
+        var batch = new ModelCompiler.Runtime.Paged.PagedBatch(pool, 1024, 2);
+
+        // Step 1: every token but the last of each sequence; step 2: the last one (decode over the long caches).
+        foreach (bool decode in new[] { false, true })
+        {
+            batch.Clear();
+            var (q, k, v) = (new List<float>(), new List<float>(), new List<float>());
+            var taken = new List<(int Sequence, int From, int Count)>();
+            for (int s = 0; s < lengths.Length; s++)
+            {
+                int from = decode ? lengths[s] - 1 : 0, count = decode ? 1 : lengths[s] - 1;
+                batch.Add(sequences[s], count);
+                q.AddRange(queries[s].Skip(from * hq * d).Take(count * hq * d));
+                k.AddRange(keys[s].Skip(from * hkv * d).Take(count * hkv * d));
+                v.AddRange(values[s].Skip(from * hkv * dv).Take(count * hkv * dv));
+                taken.Add((s, from, count));
+            }
+            int tokens = taken.Sum(t => t.Count);
+            var y = new float[tokens * hq * dv];
+            Attention.Paged(q.ToArray(), k.ToArray(), v.ToArray(), y, tokens, hq, hkv, d, dv, scale, AttentionMask.Causal, 0, 0, 0, false, batch, 0, "test");
+            batch.Commit();
+
+            int row = 0;
+            foreach (var (s, from, count) in taken)
+            {
+                int keyCount = from + count;
+                var expected = new float[count * hq * dv];
+                Attention.Forward(queries[s].Skip(from * hq * d).Take(count * hq * d).ToArray(), keys[s][..(keyCount * hkv * d)], values[s][..(keyCount * hkv * dv)],
+                    null, expected, 1, count, keyCount, hq, hkv, d, dv, scale, AttentionMask.Causal, 0, 0, 0, default, "test");
+                double tolerance = 1e-4 * Math.Max(1, expected.Max(Math.Abs));
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.True(Math.Abs(y[row * hq * dv + i] - expected[i]) <= tolerance,
+                        $"{(decode ? "decode" : "prefill")}, sequence {s}, [{i}]: {y[row * hq * dv + i]} vs {expected[i]}");
+                row += count;
+            }
+        }
+    }
+
     private static double[] Textbook(float[] q, float[] k, float[] v, int batch, int seq, int keys, int hq, int hkv, int d, int dv,
         double scale, AttentionMask mask, long window, long sinks, long prefix)
     {
