@@ -85,8 +85,22 @@ public static class ArchLoader
                 diagnostics.Error(Codes.ImportFailed, import.Span, "an import path is a plain string (no interpolation)");
                 continue;
             }
-            var target = fs.Resolve(fullPath, import.Path);
-            var targetDisplay = fs is DiskArchFiles ? DisplayPath(Path.Combine(Path.GetDirectoryName(display) ?? "", import.Path)) : target;
+            if (import.Path.IndexOfAny(Path.GetInvalidPathChars()) >= 0 || import.Path.Any(char.IsControl))
+            {
+                diagnostics.Error(Codes.ImportFailed, import.Span, $"import path {Runtime.UserText.Quote(import.Path)} holds a character no file name may contain");
+                continue;
+            }
+            string target, targetDisplay;
+            try
+            {
+                target = fs.Resolve(fullPath, import.Path);
+                targetDisplay = fs is DiskArchFiles ? DisplayPath(Path.Combine(Path.GetDirectoryName(display) ?? "", import.Path)) : target;
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+            {
+                diagnostics.Error(Codes.ImportFailed, import.Span, $"import path {Runtime.UserText.Quote(import.Path)} is not a valid path: {Runtime.UserText.Detail(e.Message)}");
+                continue;
+            }
             if (!fs.Exists(target))
             {
                 diagnostics.Error(Codes.ImportFailed, import.Span, $"imported file '{import.Path}' not found (looked in {Path.GetDirectoryName(fullPath)})");
