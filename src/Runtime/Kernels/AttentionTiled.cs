@@ -313,50 +313,22 @@ internal static unsafe class AttentionTiled
                     starts[tokenTiles++] = t;
             starts[tokenTiles] = tokens;
             int tiles = tokenTiles * kvHeads * headTiles;
-            int kRow = kvHeads * headDim, vRow = kvHeads * valueDim, blockSize = batch.Pool.BlockSize;
             long longest = 0;
             for (int t = 0; t < tokens; t++) longest = Math.Max(longest, batch.KeyCount(tokenSequence[t]));
             // Decode: a few tiles over a long cache leave threads idle, so each tile's keys are split into ranges whose
             // states are combined afterwards (flash-decoding). Ranges are whole key blocks of at least 128 keys.
             int threads = serial ? 1 : Math.Max(1, KernelThreading.MaxThreads == 0 ? GemmWorkerPool.Shared.Workers + 1 : KernelThreading.MaxThreads);
             int splits = serial ? 1 : (int)Math.Clamp(Math.Min((4L * threads + tiles - 1) / tiles, longest / 128), 1, 16);
-            if (splits > 1)
-            {
-                PagedSplit(q, y, tokens, queryHeads, kvHeads, headDim, valueDim, scale, mask, window, sinks, prefix, slopes, batch, keys, values,
-                    starts, tokenTiles, headTiles, tokensPerTile, headsPerTile, splits, longest, where);
-                return;
-            }
-            void Tile(int index)
-            {
-                int ht = index % headTiles, kvh = index / headTiles % kvHeads, tt = index / headTiles / kvHeads;
-                int seqIndex = batch.TokenSequence[starts[tt]];
-                long count = batch.KeyCount(seqIndex);
-                var rows = new Rows();
-                for (int t = starts[tt]; t < starts[tt + 1]; t++)
-                    for (int h = kvh * group + ht * headsPerTile; h < Math.Min((kvh + 1) * group, kvh * group + (ht + 1) * headsPerTile); h++)
-                    {
-                        long p = batch.TokenPosition[t];
-                        long hi = mask switch { AttentionMask.Causal => p, AttentionMask.Prefix => Math.Max(p, prefix - 1), _ => count - 1 };
-                        Add(ref rows, (t * queryHeads + h) * headDim, (t * queryHeads + h) * valueDim, p, Math.Min(hi, count - 1),
-                            window, sinks, slopes is null ? 0f : (float)slopes[h]);
-                    }
-                fixed (float* pq = q) fixed (float* py = y) fixed (float* pk = keys) fixed (float* pv = values)
-                fixed (int* table = batch.Sequence(seqIndex).Table)
-                {
-                    var kv = new KeyRows(pk + kvh * headDim, pv + kvh * valueDim, kRow, vRow, table, blockSize);
-                    Run(ref rows, pq, py, kv, headDim, valueDim, scale, where);
-                }
-            }
-            if (serial) for (int t = 0; t < tiles; t++) Tile(t);
-            else KernelThreading.For(tiles, Tile);
+            PagedTiles(q, y, tokens, queryHeads, kvHeads, headDim, valueDim, scale, mask, window, sinks, prefix, slopes, batch, keys, values,
+                starts, tokenTiles, headTiles, tokensPerTile, headsPerTile, splits, longest, serial, where);
         }
         finally { System.Buffers.ArrayPool<int>.Shared.Return(starts); }
     }
 
-    /// <summary><see cref="Paged"/> with each tile's keys split into <paramref name="splits"/> ranges, one task per (tile, range).</summary>
-    private static void PagedSplit(float[] q, float[] y, int tokens, int queryHeads, int kvHeads, int headDim, int valueDim, float scale,
+    /// <summary><see cref="Paged"/>'s tiles, each tile's keys split into <paramref name="splits"/> ranges (1: whole), one task per (tile, range).</summary>
+    private static void PagedTiles(float[] q, float[] y, int tokens, int queryHeads, int kvHeads, int headDim, int valueDim, float scale,
         AttentionMask mask, long window, long sinks, long prefix, double[]? slopes, Paged.PagedBatch batch, float[] keys, float[] values,
-        int[] starts, int tokenTiles, int headTiles, int tokensPerTile, int headsPerTile, int splits, long longest, string where)
+        int[] starts, int tokenTiles, int headTiles, int tokensPerTile, int headsPerTile, int splits, long longest, bool serial, string where)
     {
         int group = queryHeads / kvHeads;
         int tiles = tokenTiles * kvHeads * headTiles;
@@ -395,7 +367,8 @@ internal static unsafe class AttentionTiled
                     Accumulate(ref rows, pq, kv, headDim, valueDim, scale, split * rangeLength, (split + 1) * rangeLength - 1, max, sum, acc, where);
                 }
             }
-            KernelThreading.For(tiles * splits, Range);
+            if (serial) for (int task = 0; task < tiles * splits; task++) Range(task);
+            else KernelThreading.For(tiles * splits, Range);
             fixed (float* py = y) fixed (float* state = states)
                 for (int tile = 0; tile < tiles; tile++)
                 {
