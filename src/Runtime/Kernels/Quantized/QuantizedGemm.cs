@@ -66,6 +66,11 @@ public static unsafe class QuantizedGemm
         try
         {
             int threads = MaxThreads();
+            if (m >= PrefillRows && isa != QuantIsa.Scalar && w.Scheme is QuantScheme.Int8 or QuantScheme.Int4)
+            {
+                RowsPrefill(x, m, w, bias, y, threads);
+                return;
+            }
             bool parallel = threads > 1 && (long)m * n * k >= ParallelThreshold;
             int tasks = parallel ? Math.Min(n / 8 + 1, threads * 4) : 1;
             int chunk = (n + tasks - 1) / tasks;
@@ -427,7 +432,48 @@ public static unsafe class QuantizedGemm
         return total;
     }
 
-    // ---- weight-only, prefill: expanded weight rows reused for every row of X ----
+    // ---- weight-only, prefill: chunks of weight rows expanded and packed, multiplied by the fp32 GEMM ----
+
+    /// <summary>Rows of X from which a weight-only product expands chunks of W for the blocked GEMM (below: a row at a time).</summary>
+    public const int PrefillRows = 16;
+
+    [ThreadStatic] private static Dictionary<(int, int), PackedWeight>? _scratchPanels;
+
+    /// <summary>
+    /// Prefill: W's rows in chunks (a few per thread, multiples of the GEMM's panel width), each expanded to fp32 into
+    /// a thread's scratch, packed into a reused panel buffer and multiplied by the register-blocked GEMM on that thread.
+    /// The expansion is O(N·K) against the product's O(M·N·K), and at no time does more than a chunk exist in fp32.
+    /// </summary>
+    private static void RowsPrefill(float[] x, int m, QuantizedWeight w, float[]? bias, float[] y, int threads)
+    {
+        int n = w.N, k = w.K, panel = PackedWeight.PanelWidth;
+        int chunk = Math.Clamp((n + 2 * threads - 1) / (2 * threads), panel, 512);
+        chunk = (chunk + panel - 1) / panel * panel;
+        int tasks = (n + chunk - 1) / chunk;
+        var single = new GemmOptions { Threading = GemmThreading.Single };
+        void Body(int t)
+        {
+            int n0 = t * chunk, rows = Math.Min(chunk, n - n0);
+            var dense = ArrayPool<float>.Shared.Rent(rows * k);
+            try
+            {
+                for (int j = 0; j < rows; j++) Expand(w, n0 + j, dense.AsSpan(j * k, k));
+                _scratchPanels ??= new();
+                if (!_scratchPanels.TryGetValue((rows, k), out var packed))
+                    _scratchPanels[(rows, k)] = packed = PackedWeight.Scratch(rows, k);
+                fixed (float* dp = dense, xp = x, yp = y, bp = bias)
+                {
+                    packed.Refill(dp);
+                    Gemm.Linear(xp, k, m, packed, yp + n0, n, bp is null ? null : bp + n0, null, 0, single);
+                }
+            }
+            finally { ArrayPool<float>.Shared.Return(dense); }
+        }
+        if (tasks == 1 || threads == 1) for (int t = 0; t < tasks; t++) Body(t);
+        else GemmWorkerPool.Shared.Run(tasks, Body);
+    }
+
+    // ---- weight-only, small M: expanded weight rows reused for every row of X ----
 
     private const int ExpandedRows = 4;
 
