@@ -203,6 +203,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         foreach (var w in _weights.Values.Select(w => w.Buffer).Distinct()) w?.Dispose();
         foreach (var b in _intTemps) b.Dispose();
         foreach (var c in _consts.Values) c.Buffer?.Dispose();
+        foreach (var b in _packedInts.Values) b.Dispose();
         _dummy.Dispose();
         _dummyInts.Dispose();
     }
