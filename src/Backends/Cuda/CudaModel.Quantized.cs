@@ -11,7 +11,8 @@ namespace ModelCompiler.Backends.Cuda;
 /// Quantized linears on the device (int8, int4 and w8a8; sparse24 stays on the host fallback): the codes go to the
 /// device once, four int8 or eight int4 codes a 32-bit word, and stay compressed there. Few rows (decode) run a GEMV
 /// that converts codes in registers; at <see cref="PrefillRows"/> rows or more W is expanded into a pooled fp32
-/// buffer for the call and multiplied by the fp32 GEMM, the expansion costing O(N·K) against the product's O(M·N·K).
+/// buffer for the call and multiplied by the fp32 GEMM, the expansion costing O(N·K) against the product's O(M·N·K);
+/// W8A8 at prefill runs int8 × int8 on the tensor cores instead (<see cref="Int8TensorCoreGemm"/>, GPU only).
 /// </summary>
 public sealed partial class CudaModel
 {
@@ -25,6 +26,8 @@ public sealed partial class CudaModel
     private Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _qRows;
     private Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _qRowScale;
     private Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _qScaleColumns;
+    private Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<uint>, int, int, int>? _qPack;
+    private Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Int8GemmShape>? _qMma;
 
     private DeviceValue QuantizedLinear(Node node, DeviceValue[] ins)
     {
@@ -82,6 +85,21 @@ public sealed partial class CudaModel
                 (stream, Group(n, _device.ReductionGroup), input.View, rowScale, packed.View, scales.View, zeroView, bias?.View ?? _dummy.View, y.View, s);
             return y;
         }
+        if (schemeCode == 2 && !_device.IsSimulated && n % Int8TensorCoreGemm.Tile == 0 && k % Int8TensorCoreGemm.SliceCodes == 0 && group % Int8TensorCoreGemm.SliceCodes == 0)
+        {
+            // W8A8 prefill on the tensor cores: x's codes packed into words (rows padded to the tile), int8 mma.sync.
+            int padded = (rows + Int8TensorCoreGemm.Tile - 1) / Int8TensorCoreGemm.Tile * Int8TensorCoreGemm.Tile;
+            var words = _device.Accelerator.Allocate1D<int>((long)padded * k / 4);
+            _intTemps.Add(words);
+            _launch.Count += 2;
+            (_qPack ??= _device.Launcher<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<uint>, int, int, int>>(Int8TensorCoreGemm.PackCodes))
+                (stream, Elements((long)padded * k / 4), input.View, Words(words), rows, padded, k);
+            var shape8 = new Int8GemmShape { M = rows, N = n, K = k, Group = group, HasBias = bias is null ? 0 : 1 };
+            (_qMma ??= _device.Launcher<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Int8GemmShape>>(Int8TensorCoreGemm.Gemm))
+                (stream, new KernelConfig(new Index3D(n / Int8TensorCoreGemm.Tile, padded / Int8TensorCoreGemm.Tile, 1), new Index3D(Int8TensorCoreGemm.Threads, 1, 1)),
+                 Words(words), Words(packed), scales.View, rowScale, bias?.View ?? _dummy.View, y.View, shape8);
+            return y;
+        }
         var dense = Allocate(DType.F32, [n, k]);
         _launch.Count++;
         (_qDequantize ??= _device.Launcher<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<int>, ArrayView<float>, QuantizedShape>>(QuantizedKernels.Dequantize))
@@ -97,6 +115,8 @@ public sealed partial class CudaModel
         }
         return y;
     }
+
+    private static ArrayView<uint> Words(MemoryBuffer1D<int, Stride1D.Dense> buffer) => ((ArrayView<int>)buffer.View).Cast<uint>();
 
     /// <summary>
     /// Integer codes on the device, once per weight: each of <paramref name="rows"/> rows of <paramref name="bytesPerRow"/>
