@@ -1,19 +1,21 @@
 """Quantized models on the GPU against the interpreter (the op's definition): for each scheme, `mc quantize` an oracle
 folder, then `mc eval --target interpreter` and `--target cuda` on its reference inputs (prefill: GEMM / int8 mma.sync
 paths) and with --generate (decode: the GEMV), logits within 1e-4 relative to max|ref|, greedy ids equal.
-Usage: check_quantized.py MC ORACLE_FOLDER OUT_JSON"""
+gpt2's widths (64, 192, 256) are multiples of 64, so its W8A8 prefill takes the int8 mma.sync kernel everywhere.
+Usage: check_quantized.py MC ORACLES_DIR OUT_JSON"""
 import json, os, subprocess, sys
 import numpy as np
 from safetensors.numpy import load_file
 
-mc, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
-ref_path = os.path.join(folder, "reference.safetensors")
+mc, root, out = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = []
-for scheme, group in (("int8", None), ("int4", "32"), ("w8a8", None), ("w8a8", "64")):
-    q = f"/tmp/q-{scheme}-{group}"
+for family, scheme, group in (("llama", "int8", None), ("llama", "int4", "32"), ("llama", "w8a8", None), ("gpt2", "w8a8", None), ("gpt2", "w8a8", "64"), ("gpt2", "int4", "32")):
+    folder = os.path.join(root, family)
+    ref_path = os.path.join(folder, "reference.safetensors")
+    q = f"/tmp/q-{family}-{scheme}-{group}"
     args = [mc, "quantize", folder, "--quantize", scheme, "-o", q] + (["--group-size", group] if group else [])
     p = subprocess.run(args, capture_output=True, text=True)
-    row = {"scheme": scheme, "group": group, "quantize_exit": p.returncode}
+    row = {"family": family, "scheme": scheme, "group": group, "quantize_exit": p.returncode}
     if p.returncode != 0:
         row["stderr"] = p.stderr[-300:]; rows.append(row); print(json.dumps(row), flush=True); continue
     got = {}
