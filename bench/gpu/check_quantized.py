@@ -1,7 +1,8 @@
 """Quantized models on the GPU against the interpreter (the op's definition): for each scheme, `mc quantize` an oracle
 folder, then `mc eval --target interpreter` and `--target cuda` on its reference inputs (prefill: GEMM / int8 mma.sync
 paths) and with --generate (decode: the GEMV), logits within 1e-4 relative to max|ref|, greedy ids equal.
-gpt2's widths (64, 192, 256) are multiples of 64, so its W8A8 prefill takes the int8 mma.sync kernel everywhere.
+opt (q/k/v/o and the LM head, with biases) and gpt2 (its LM head) have linears whose widths are multiples of 64: their W8A8
+prefill takes the int8 mma.sync kernel.
 Usage: check_quantized.py MC ORACLES_DIR OUT_JSON"""
 import json, os, subprocess, sys
 import numpy as np
@@ -9,7 +10,7 @@ from safetensors.numpy import load_file
 
 mc, root, out = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = []
-for family, scheme, group in (("llama", "int8", None), ("llama", "int4", "32"), ("llama", "w8a8", None), ("gpt2", "w8a8", None), ("gpt2", "w8a8", "64"), ("gpt2", "int4", "32")):
+for family, scheme, group in (("llama", "int8", None), ("llama", "int4", "32"), ("llama", "w8a8", None), ("opt", "w8a8", None), ("gpt2", "w8a8", "64"), ("opt", "int4", "32")):
     folder = os.path.join(root, family)
     ref_path = os.path.join(folder, "reference.safetensors")
     q = f"/tmp/q-{family}-{scheme}-{group}"
