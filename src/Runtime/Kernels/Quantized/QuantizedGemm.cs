@@ -454,23 +454,52 @@ public static unsafe class QuantizedGemm
         void Body(int t)
         {
             int n0 = t * chunk, rows = Math.Min(chunk, n - n0);
-            var dense = ArrayPool<float>.Shared.Rent(rows * k);
-            try
-            {
-                for (int j = 0; j < rows; j++) Expand(w, n0 + j, dense.AsSpan(j * k, k));
-                _scratchPanels ??= new();
-                if (!_scratchPanels.TryGetValue((rows, k), out var packed))
-                    _scratchPanels[(rows, k)] = packed = PackedWeight.Scratch(rows, k);
-                fixed (float* dp = dense, xp = x, yp = y, bp = bias)
-                {
-                    packed.Refill(dp);
-                    Gemm.Linear(xp, k, m, packed, yp + n0, n, bp is null ? null : bp + n0, null, 0, single);
-                }
-            }
-            finally { ArrayPool<float>.Shared.Return(dense); }
+            _scratchPanels ??= new();
+            if (!_scratchPanels.TryGetValue((rows, k), out var packed))
+                _scratchPanels[(rows, k)] = packed = PackedWeight.Scratch(rows, k);
+            ExpandIntoPanels(w, n0, rows, packed.F32);
+            fixed (float* xp = x, yp = y, bp = bias)
+                Gemm.Linear(xp, k, m, packed, yp + n0, n, bp is null ? null : bp + n0, null, 0, single);
         }
         if (tasks == 1 || threads == 1) for (int t = 0; t < tasks; t++) Body(t);
         else GemmWorkerPool.Shared.Run(tasks, Body);
+    }
+
+    /// <summary>
+    /// Rows [n0, n0 + rows) of W expanded to fp32 straight into the GEMM's panel layout (row j of the chunk is column
+    /// j % 32 of panel j / 32, K-major): one pass, the scale fixed over each group, no division per element.
+    /// </summary>
+    private static void ExpandIntoPanels(QuantizedWeight w, int n0, int rows, float* panels)
+    {
+        int k = w.K, g = w.GroupSize, groups = w.Groups, width = PackedWeight.PanelWidth;
+        for (int j = 0; j < rows; j++)
+        {
+            float* dst = panels + (long)(j / width) * width * k + j % width;
+            int row = n0 + j;
+            if (w.Scheme == QuantScheme.Int4)
+                fixed (byte* q = &w.Int4Codes![(long)row * (k / 2)], z = &w.Zeros![row * groups])
+                fixed (float* sc = &w.Scales[row * groups])
+                    for (int block = 0; block < k / 32; block++)
+                    {
+                        int gi = block * 32 / g;
+                        float scale = sc[gi], zero = z[gi];
+                        byte* b = q + block * 16;
+                        float* d = dst + (long)block * 32 * width;
+                        for (int i = 0; i < 16; i++)
+                        {
+                            d[i * width] = scale * ((b[i] & 0x0F) - zero);
+                            d[(16 + i) * width] = scale * ((b[i] >> 4) - zero);
+                        }
+                    }
+            else
+                fixed (sbyte* q = &w.Int8Codes![(long)row * k])
+                fixed (float* sc = &w.Scales[row * groups])
+                    for (int gi = 0; gi < groups; gi++)
+                    {
+                        float scale = sc[gi];
+                        for (int i = gi * g; i < gi * g + g; i++) dst[(long)i * width] = scale * q[i];
+                    }
+        }
     }
 
     // ---- weight-only, small M: expanded weight rows reused for every row of X ----
