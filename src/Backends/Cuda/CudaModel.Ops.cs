@@ -106,6 +106,8 @@ public sealed partial class CudaModel
                 return Attention(node, x[0], x[1], x[2], x.Length > 3 ? x[3] : null);
             case OpKind.MoeCombine when x.All(v => v.IsFloat):
                 return Moe(node, x[0], x[1..]);
+            case OpKind.QuantizedLinear when node.Attrs.Str("scheme") != "sparse24":
+                return QuantizedLinear(node, x);
             default:
                 return OnHost(node, x, bindings, cachedPrefixLength);
         }

@@ -188,6 +188,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         DisposeDecodeState();
         foreach (var b in _intTemps) b.Dispose();
         foreach (var c in _consts.Values) c.Buffer?.Dispose();
+        foreach (var b in _packedInts.Values) b.Dispose();
         _dummy.Dispose();
         _dummyInts.Dispose();
     }

@@ -100,6 +100,8 @@ public sealed class PtxTests
         typeof(ElementwiseKernels).GetMethod(nameof(ElementwiseKernels.Rope))!,
         typeof(ElementwiseKernels).GetMethod(nameof(ElementwiseKernels.GateEpilogue))!,
         typeof(ElementwiseKernels).GetMethod(nameof(ElementwiseKernels.Embedding))!,
+        typeof(QuantizedKernels).GetMethod(nameof(QuantizedKernels.Gemv))!,
+        typeof(QuantizedKernels).GetMethod(nameof(QuantizedKernels.QuantizeRows))!,
     }.ToDictionary(m => m.DeclaringType!.Name + "." + m.Name);
 
     /// <summary>Generated offline (no GPU, no driver) for sm_80 as the GPU loads it, then post-processed: no ld.local/st.local.</summary>
@@ -117,6 +119,16 @@ public sealed class PtxTests
     /// The tensor-core GEMM (inline mma.sync through CudaAsm) cannot run on the CPU accelerator: its PTX is what CI can
     /// check. ILGPU routes its asm operands through local memory; after the post-pass none is left and mma.sync is there.
     /// </summary>
+    [Fact]
+    public void Int8TensorCoreGemmPtxUsesInt8MmaSyncAndRegistersOnly()
+    {
+        var ptx = GpuDevice.GeneratePtx(typeof(Int8TensorCoreGemm).GetMethod(nameof(Int8TensorCoreGemm.Gemm))!, CudaArchitecture.SM_80, CudaInstructionSet.ISA_80);
+        Assert.Contains("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", ptx);
+        var processed = PtxPostPass.Run(ptx);
+        Assert.Equal(0, PtxPostPass.LocalAccesses(processed.Ptx));
+        Assert.True(processed.SlotsPromoted > 0);
+    }
+
     [Fact]
     public void TensorCoreGemmPtxUsesMmaSyncAndRegistersOnly()
     {

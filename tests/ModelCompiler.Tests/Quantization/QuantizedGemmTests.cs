@@ -60,6 +60,10 @@ public class QuantizedGemmTests
         { QuantScheme.Int4, 1, 96, 256, 64 },
         { QuantScheme.Int4, 2, 50, 160, 32 },
         { QuantScheme.Int4, 7, 64, 128, 128 },
+        { QuantScheme.Int8, 2, 41, 192, 64 },
+        { QuantScheme.Int8, 20, 70, 96, 32 },    // prefill (M >= 16): chunks expanded for the blocked GEMM, a partial panel
+        { QuantScheme.Int4, 17, 100, 128, 64 },    // decode: four rows at a time, one row left over
+        { QuantScheme.Int4, 3, 45, 192, 96 },    // decode: groups of three blocks of 32, one row left over
         { QuantScheme.W8A8, 1, 64, 256, 256 },
         { QuantScheme.W8A8, 4, 24, 96, 32 },
         { QuantScheme.W8A8, 2, 17, 72, 72 },     // tails after the 64/32/16-byte steps

@@ -87,6 +87,26 @@ public sealed unsafe class PackedWeight
         return pw;
     }
 
+    /// <summary>An fp32 weight [n, k] of zeros, to be refilled with <see cref="Refill"/> (a thread's scratch).</summary>
+    internal static PackedWeight Scratch(int n, int k) => new(n, k, WeightFormat.F32);
+
+    /// <summary>Packs a row-major fp32 W [N, K] into this fp32 weight on the calling thread (no Parallel.For: callers run on the GEMM's workers).</summary>
+    internal void Refill(float* src)
+    {
+        if (Format != WeightFormat.F32) throw new InvalidOperationException("Refill packs fp32 weights");
+        int n = N, k = K;
+        for (int p = 0; p < Panels; p++)
+        {
+            float* dst = F32 + (long)p * PanelWidth * k;
+            int j0 = p * PanelWidth, cols = Math.Min(PanelWidth, n - j0);
+            for (int j = 0; j < cols; j++)
+            {
+                float* row = src + (long)(j0 + j) * k;
+                for (int kk = 0; kk < k; kk++) dst[(long)kk * PanelWidth + j] = row[kk];
+            }
+        }
+    }
+
     void PackPanels(float* src, Func<float, float> conv)
     {
         int n = N, k = K;

@@ -66,6 +66,11 @@ public static unsafe class QuantizedGemm
         try
         {
             int threads = MaxThreads();
+            if (m >= PrefillRows && isa != QuantIsa.Scalar && w.Scheme is QuantScheme.Int8 or QuantScheme.Int4)
+            {
+                RowsPrefill(x, m, w, bias, y, threads);
+                return;
+            }
             bool parallel = threads > 1 && (long)m * n * k >= ParallelThreshold;
             int tasks = parallel ? Math.Min(n / 8 + 1, threads * 4) : 1;
             int chunk = (n + tasks - 1) / tasks;
@@ -118,23 +123,199 @@ public static unsafe class QuantizedGemm
 
     // ---- weight-only, decode: codes converted in registers ----
 
+    /// <summary>
+    /// Decode rows: four weight rows at a time share each load of x and keep four independent accumulator chains
+    /// (one row at a time is bound by the latency of its single chain, not by memory); leftover rows one by one.
+    /// For int4 the zero point leaves the inner loop: Σ x·(q − z) = Σ x·q − z·Σ x per group, where Σ x comes from a
+    /// per-group vector of x's pair sums made once per call (<see cref="GroupPairSums"/>).
+    /// </summary>
     private static void RowsDecode(float[] x, int m, QuantizedWeight w, float[]? bias, float[] y, int n0, int n1, QuantIsa isa)
     {
         int k = w.K, groups = w.Groups;
-        fixed (float* xp = x, sp = w.Scales)
+        bool int4 = w.Scheme == QuantScheme.Int4;
+        bool wide = isa is QuantIsa.Vector512 or QuantIsa.Vector256 && w.GroupSize % 32 == 0;
+        int lanes = isa == QuantIsa.Vector512 ? 16 : 8;
+        float[]? pairSums = int4 && wide ? ArrayPool<float>.Shared.Rent(m * (k / 32) * lanes) : null;
+        try
         {
-            for (int row = n0; row < n1; row++)
-                for (int r = 0; r < m; r++)
+            fixed (float* xp = x, sp = w.Scales)
+            fixed (float* ps = pairSums)
+            {
+                if (ps is not null)
+                    for (int r = 0; r < m; r++) GroupPairSums(xp + r * k, k, lanes, ps + r * (k / 32) * lanes);
+                int row = n0;
+                float* out4 = stackalloc float[4];
+                if (wide)
+                    for (; row + 4 <= n1; row += 4)
+                        for (int r = 0; r < m; r++)
+                        {
+                            if (int4)
+                                fixed (byte* qp = &w.Int4Codes![row * (k / 2)], zp = &w.Zeros![row * groups])
+                                    Dot4Int4(xp + r * k, ps + r * (k / 32) * lanes, qp, k / 2, sp + row * groups, zp, groups, w.GroupSize, isa, out4);
+                            else
+                                fixed (sbyte* qp = &w.Int8Codes![row * k])
+                                    Dot4Int8(xp + r * k, qp, k, sp + row * groups, groups, w.GroupSize, isa, out4);
+                            for (int j = 0; j < 4; j++)
+                                y[r * w.N + row + j] = bias is null ? out4[j] : out4[j] + bias[row + j];
+                        }
+                for (; row < n1; row++)
+                    for (int r = 0; r < m; r++)
+                    {
+                        float acc;
+                        if (!int4)
+                            fixed (sbyte* qp = &w.Int8Codes![row * k])
+                                acc = DotInt8(xp + r * k, qp, sp + row * groups, k, w.GroupSize, isa);
+                        else
+                            fixed (byte* qp = &w.Int4Codes![row * (k / 2)], zp = &w.Zeros![row * groups])
+                                acc = DotInt4(xp + r * k, qp, sp + row * groups, zp, k, w.GroupSize, isa);
+                        y[r * w.N + row] = bias is null ? acc : acc + bias[row];
+                    }
+            }
+        }
+        finally
+        {
+            if (pairSums is not null) ArrayPool<float>.Shared.Return(pairSums);
+        }
+    }
+
+    /// <summary>
+    /// Per block of 32 inputs, a vector of <paramref name="lanes"/> floats whose lanes sum to the block's Σ x
+    /// (x[i..i+L] + x[i+L..i+2L] + …), so a group's Σ x·z is one FMA of such vectors with −s·z.
+    /// </summary>
+    private static void GroupPairSums(float* x, int k, int lanes, float* sums)
+    {
+        for (int b = 0; b < k / 32; b++)
+            for (int l = 0; l < lanes; l++)
+            {
+                float t = 0;
+                for (int i = l; i < 32; i += lanes) t += x[b * 32 + i];
+                sums[b * lanes + l] = t;
+            }
+    }
+
+    /// <summary>Four rows' Σ_k x[k]·s[k/G]·q[k] with int8 codes (rows <paramref name="k"/> apart, scales <paramref name="groups"/> apart).</summary>
+    private static void Dot4Int8(float* x, sbyte* q, int k, float* s, int groups, int group, QuantIsa isa, float* result)
+    {
+        sbyte* q0 = q, q1 = q + k, q2 = q1 + k, q3 = q2 + k;
+        if (isa == QuantIsa.Vector512)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int g0 = 0, gi = 0; g0 < k; g0 += group, gi++)
+            {
+                Vector512<float> p0 = default, p1 = default, p2 = default, p3 = default;
+                for (int i = g0; i < g0 + group; i += 16)
                 {
-                    float acc;
-                    if (w.Scheme == QuantScheme.Int8)
-                        fixed (sbyte* qp = &w.Int8Codes![row * k])
-                            acc = DotInt8(xp + r * k, qp, sp + row * groups, k, w.GroupSize, isa);
-                    else
-                        fixed (byte* qp = &w.Int4Codes![row * (k / 2)], zp = &w.Zeros![row * groups])
-                            acc = DotInt4(xp + r * k, qp, sp + row * groups, zp, k, w.GroupSize, isa);
-                    y[r * w.N + row] = bias is null ? acc : acc + bias[row];
+                    var xv = Vector512.Load(x + i);
+                    p0 = Avx512F.FusedMultiplyAdd(xv, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q0 + i))), p0);
+                    p1 = Avx512F.FusedMultiplyAdd(xv, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q1 + i))), p1);
+                    p2 = Avx512F.FusedMultiplyAdd(xv, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q2 + i))), p2);
+                    p3 = Avx512F.FusedMultiplyAdd(xv, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(q3 + i))), p3);
                 }
+                a0 = Avx512F.FusedMultiplyAdd(p0, Vector512.Create(s[gi]), a0);
+                a1 = Avx512F.FusedMultiplyAdd(p1, Vector512.Create(s[groups + gi]), a1);
+                a2 = Avx512F.FusedMultiplyAdd(p2, Vector512.Create(s[2 * groups + gi]), a2);
+                a3 = Avx512F.FusedMultiplyAdd(p3, Vector512.Create(s[3 * groups + gi]), a3);
+            }
+            result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
+            return;
+        }
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int g0 = 0, gi = 0; g0 < k; g0 += group, gi++)
+            {
+                Vector256<float> p0 = default, p1 = default, p2 = default, p3 = default;
+                for (int i = g0; i < g0 + group; i += 8)
+                {
+                    var xv = Vector256.Load(x + i);
+                    p0 = Fma.MultiplyAdd(xv, Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q0 + i)), p0);
+                    p1 = Fma.MultiplyAdd(xv, Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q1 + i)), p1);
+                    p2 = Fma.MultiplyAdd(xv, Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q2 + i)), p2);
+                    p3 = Fma.MultiplyAdd(xv, Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q3 + i)), p3);
+                }
+                a0 = Fma.MultiplyAdd(p0, Vector256.Create(s[gi]), a0);
+                a1 = Fma.MultiplyAdd(p1, Vector256.Create(s[groups + gi]), a1);
+                a2 = Fma.MultiplyAdd(p2, Vector256.Create(s[2 * groups + gi]), a2);
+                a3 = Fma.MultiplyAdd(p3, Vector256.Create(s[3 * groups + gi]), a3);
+            }
+            result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
+        }
+    }
+
+    /// <summary>
+    /// Four rows' Σ_k x[k]·s[k/G]·(q[k] − z[k/G]) with packed 4-bit codes (rows <paramref name="rowBytes"/> apart):
+    /// each byte widens once to a 32-bit lane, and its low and high nibbles become the block's first and second 16
+    /// weights; the zero point enters once per block through <paramref name="pairSums"/>.
+    /// </summary>
+    private static void Dot4Int4(float* x, float* pairSums, byte* q, int rowBytes, float* s, byte* z, int groups, int group, QuantIsa isa, float* result)
+    {
+        int k = rowBytes * 2;
+        byte* q0 = q, q1 = q + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
+        if (isa == QuantIsa.Vector512)
+        {
+            var mask = Vector512.Create(0x0F);
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int g0 = 0, gi = 0; g0 < k; g0 += group, gi++)
+            {
+                Vector512<float> p0 = default, p1 = default, p2 = default, p3 = default, xs = default;
+                for (int i = g0; i < g0 + group; i += 32)
+                {
+                    var xl = Vector512.Load(x + i);
+                    var xh = Vector512.Load(x + i + 16);
+                    xs += Vector512.Load(pairSums + i / 2);
+                    var b0 = Avx512F.ConvertToVector512Int32(Vector128.Load(q0 + i / 2));
+                    var b1 = Avx512F.ConvertToVector512Int32(Vector128.Load(q1 + i / 2));
+                    var b2 = Avx512F.ConvertToVector512Int32(Vector128.Load(q2 + i / 2));
+                    var b3 = Avx512F.ConvertToVector512Int32(Vector128.Load(q3 + i / 2));
+                    p0 = Avx512F.FusedMultiplyAdd(xl, Avx512F.ConvertToVector512Single(b0 & mask), p0);
+                    p1 = Avx512F.FusedMultiplyAdd(xl, Avx512F.ConvertToVector512Single(b1 & mask), p1);
+                    p2 = Avx512F.FusedMultiplyAdd(xl, Avx512F.ConvertToVector512Single(b2 & mask), p2);
+                    p3 = Avx512F.FusedMultiplyAdd(xl, Avx512F.ConvertToVector512Single(b3 & mask), p3);
+                    p0 = Avx512F.FusedMultiplyAdd(xh, Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b0, 4)), p0);
+                    p1 = Avx512F.FusedMultiplyAdd(xh, Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b1, 4)), p1);
+                    p2 = Avx512F.FusedMultiplyAdd(xh, Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b2, 4)), p2);
+                    p3 = Avx512F.FusedMultiplyAdd(xh, Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b3, 4)), p3);
+                }
+                a0 = Avx512F.FusedMultiplyAdd(Avx512F.FusedMultiplyAdd(xs, Vector512.Create(-(float)z[gi]), p0), Vector512.Create(s[gi]), a0);
+                a1 = Avx512F.FusedMultiplyAdd(Avx512F.FusedMultiplyAdd(xs, Vector512.Create(-(float)z[groups + gi]), p1), Vector512.Create(s[groups + gi]), a1);
+                a2 = Avx512F.FusedMultiplyAdd(Avx512F.FusedMultiplyAdd(xs, Vector512.Create(-(float)z[2 * groups + gi]), p2), Vector512.Create(s[2 * groups + gi]), a2);
+                a3 = Avx512F.FusedMultiplyAdd(Avx512F.FusedMultiplyAdd(xs, Vector512.Create(-(float)z[3 * groups + gi]), p3), Vector512.Create(s[3 * groups + gi]), a3);
+            }
+            result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
+            return;
+        }
+        {
+            var mask = Vector256.Create(0x0F);
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int g0 = 0, gi = 0; g0 < k; g0 += group, gi++)
+            {
+                Vector256<float> p0 = default, p1 = default, p2 = default, p3 = default, xs = default;
+                for (int i = g0; i < g0 + group; i += 32)
+                {
+                    xs += Vector256.Load(pairSums + i / 4);
+                    for (int h = 0; h < 16; h += 8)   // bytes h..h+8 of the block: weights i+h.. (low) and i+16+h.. (high)
+                    {
+                        var xl = Vector256.Load(x + i + h);
+                        var xh = Vector256.Load(x + i + 16 + h);
+                        var b0 = Avx2.ConvertToVector256Int32(q0 + i / 2 + h);
+                        var b1 = Avx2.ConvertToVector256Int32(q1 + i / 2 + h);
+                        var b2 = Avx2.ConvertToVector256Int32(q2 + i / 2 + h);
+                        var b3 = Avx2.ConvertToVector256Int32(q3 + i / 2 + h);
+                        p0 = Fma.MultiplyAdd(xl, Avx.ConvertToVector256Single(b0 & mask), p0);
+                        p1 = Fma.MultiplyAdd(xl, Avx.ConvertToVector256Single(b1 & mask), p1);
+                        p2 = Fma.MultiplyAdd(xl, Avx.ConvertToVector256Single(b2 & mask), p2);
+                        p3 = Fma.MultiplyAdd(xl, Avx.ConvertToVector256Single(b3 & mask), p3);
+                        p0 = Fma.MultiplyAdd(xh, Avx.ConvertToVector256Single(Vector256.ShiftRightLogical(b0, 4)), p0);
+                        p1 = Fma.MultiplyAdd(xh, Avx.ConvertToVector256Single(Vector256.ShiftRightLogical(b1, 4)), p1);
+                        p2 = Fma.MultiplyAdd(xh, Avx.ConvertToVector256Single(Vector256.ShiftRightLogical(b2, 4)), p2);
+                        p3 = Fma.MultiplyAdd(xh, Avx.ConvertToVector256Single(Vector256.ShiftRightLogical(b3, 4)), p3);
+                    }
+                }
+                a0 = Fma.MultiplyAdd(Fma.MultiplyAdd(xs, Vector256.Create(-(float)z[gi]), p0), Vector256.Create(s[gi]), a0);
+                a1 = Fma.MultiplyAdd(Fma.MultiplyAdd(xs, Vector256.Create(-(float)z[groups + gi]), p1), Vector256.Create(s[groups + gi]), a1);
+                a2 = Fma.MultiplyAdd(Fma.MultiplyAdd(xs, Vector256.Create(-(float)z[2 * groups + gi]), p2), Vector256.Create(s[2 * groups + gi]), a2);
+                a3 = Fma.MultiplyAdd(Fma.MultiplyAdd(xs, Vector256.Create(-(float)z[3 * groups + gi]), p3), Vector256.Create(s[3 * groups + gi]), a3);
+            }
+            result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
         }
     }
 
@@ -251,7 +432,48 @@ public static unsafe class QuantizedGemm
         return total;
     }
 
-    // ---- weight-only, prefill: expanded weight rows reused for every row of X ----
+    // ---- weight-only, prefill: chunks of weight rows expanded and packed, multiplied by the fp32 GEMM ----
+
+    /// <summary>Rows of X from which a weight-only product expands chunks of W for the blocked GEMM (below: a row at a time).</summary>
+    public const int PrefillRows = 16;
+
+    [ThreadStatic] private static Dictionary<(int, int), PackedWeight>? _scratchPanels;
+
+    /// <summary>
+    /// Prefill: W's rows in chunks (a few per thread, multiples of the GEMM's panel width), each expanded to fp32 into
+    /// a thread's scratch, packed into a reused panel buffer and multiplied by the register-blocked GEMM on that thread.
+    /// The expansion is O(N·K) against the product's O(M·N·K), and at no time does more than a chunk exist in fp32.
+    /// </summary>
+    private static void RowsPrefill(float[] x, int m, QuantizedWeight w, float[]? bias, float[] y, int threads)
+    {
+        int n = w.N, k = w.K, panel = PackedWeight.PanelWidth;
+        int chunk = Math.Clamp((n + 2 * threads - 1) / (2 * threads), panel, 512);
+        chunk = (chunk + panel - 1) / panel * panel;
+        int tasks = (n + chunk - 1) / chunk;
+        var single = new GemmOptions { Threading = GemmThreading.Single };
+        void Body(int t)
+        {
+            int n0 = t * chunk, rows = Math.Min(chunk, n - n0);
+            var dense = ArrayPool<float>.Shared.Rent(rows * k);
+            try
+            {
+                for (int j = 0; j < rows; j++) Expand(w, n0 + j, dense.AsSpan(j * k, k));
+                _scratchPanels ??= new();
+                if (!_scratchPanels.TryGetValue((rows, k), out var packed))
+                    _scratchPanels[(rows, k)] = packed = PackedWeight.Scratch(rows, k);
+                fixed (float* dp = dense, xp = x, yp = y, bp = bias)
+                {
+                    packed.Refill(dp);
+                    Gemm.Linear(xp, k, m, packed, yp + n0, n, bp is null ? null : bp + n0, null, 0, single);
+                }
+            }
+            finally { ArrayPool<float>.Shared.Return(dense); }
+        }
+        if (tasks == 1 || threads == 1) for (int t = 0; t < tasks; t++) Body(t);
+        else GemmWorkerPool.Shared.Run(tasks, Body);
+    }
+
+    // ---- weight-only, small M: expanded weight rows reused for every row of X ----
 
     private const int ExpandedRows = 4;
 
