@@ -37,6 +37,7 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them; above 1, one sequence's decode is timed in the same reps too (tg x1) and the speedup printed", DefaultValueFactory = _ => 1 };
         var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
         target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
+        var dtype = CommonOptions.CudaDType();
         var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
         var saveWeights = new Option<string?>("--save-weights")
         {
@@ -50,7 +51,7 @@ internal static class BenchCommand
         var groupSize = new Option<int?>("--group-size") { Description = "weights per scale with --quantize (default: per output channel for int8/w8a8, 64 for int4)" };
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, depth, reps, threads, seed, cache, batch, workload, target, kernels, saveWeights, quantize, groupSize, set, config, json,
+            model, prompt, gen, depth, reps, threads, seed, cache, batch, workload, target, dtype, kernels, saveWeights, quantize, groupSize, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -68,6 +69,7 @@ internal static class BenchCommand
             if (b < 1) throw new McException($"--batch {b}: expected at least 1 sequence");
             var targetName = parse.GetValue(target)!;
             bool cuda = targetName != "cpu";
+            CommonOptions.CheckCudaDType(parse.GetValue(dtype)!, targetName);
             // The cuda target keeps its own device-resident contiguous cache.
             bool paged = parse.GetValue(cache) == "paged" && !cuda;
             if (cuda && b > 1) throw new McException("--batch runs on the cpu target (its paged cache)");
@@ -109,7 +111,7 @@ internal static class BenchCommand
             }
             var compileClock = Stopwatch.StartNew();
             using var device = cuda ? Backends.Cuda.GpuDevice.Open(simulate: targetName == "cuda-sim") : null;
-            using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device);
+            using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device, Backends.Cuda.CudaModel.ParseDType(parse.GetValue(dtype)!));
             ICompiledModel compiled = cudaModel ?? CpuBackend.Instantiate(CpuBackend.Compile(graph));
             var compileSeconds = compileClock.Elapsed.TotalSeconds;
 
@@ -140,10 +142,10 @@ internal static class BenchCommand
             var ppRates = new List<double>();
             var tgRates = new List<double>();
             var singleRates = new List<double>();   // --batch > 1: one sequence's decode in the same reps
-            int launchesPerToken = 0;
+            int launchesPerToken = 0, transfersPerToken = 0;
             using var profile = Runtime.Kernels.KernelProfiler.Begin();
             if (cudaModel is not null)
-                launchesPerToken = CudaRates(graph, cudaModel, p, g, r, vocab, random, ppRates, tgRates);
+                (launchesPerToken, transfersPerToken) = CudaRates(graph, cudaModel, p, g, r, vocab, random, ppRates, tgRates);
             else if (paged)
                 PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, d, r, b, vocab, random, ppRates, tgRates, b > 1 && g > 0 ? singleRates : null, profile);
             else
@@ -189,6 +191,10 @@ internal static class BenchCommand
                     ["target"] = targetName,
                     ["device"] = device?.Description,
                     ["launches_per_token"] = cuda ? launchesPerToken : null,
+                    ["transfers_per_token"] = cuda ? transfersPerToken : null,
+                    ["dtype"] = cuda ? parse.GetValue(dtype) : null,
+                    // Linear weights read per decoded token over the token's time (the bandwidth the GEMVs reach, lower bound).
+                    ["weight_gb_per_s"] = cudaModel is null || g == 0 ? null : Math.Round(cudaModel.LinearWeightBytes * tg / 1e9, 1),
                     ["ms_per_token"] = g == 0 ? null : Math.Round(1000 / tg, 3),
                     ["dynamic_shared_limit"] = device is not null && !device.IsSimulated && parse.GetValue(kernels) ? Backends.Cuda.KernelBench.SharedMemoryLimit(device) : null,
                     ["kernels"] = device is not null && parse.GetValue(kernels) ? (object)Backends.Cuda.KernelBench.Run(device) : kernelTimes,
@@ -297,13 +303,13 @@ internal static class BenchCommand
 
     /// <summary>
     /// Per rep on the GPU, each test from an empty cache: pp, one prefill of <paramref name="p"/> tokens; tg,
-    /// <paramref name="g"/> one-token device-side greedy steps (the first starts the cache). Returns the launches of the last step.
+    /// <paramref name="g"/> one-token device-side greedy steps (the first starts the cache). Returns the launches and host↔device copies of the last step.
     /// </summary>
-    private static int CudaRates(Graph graph, Backends.Cuda.CudaModel model, int p, int g, int r, long vocab, Random random,
+    private static (int Launches, int Transfers) CudaRates(Graph graph, Backends.Cuda.CudaModel model, int p, int g, int r, long vocab, Random random,
         List<double> ppRates, List<double> tgRates)
     {
         var decoder = new Backends.Cuda.CudaCachedDecoder(graph, model);
-        int launches = 0;
+        int launches = 0, transfers = 0;
         long[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => random.NextInt64(vocab)).ToArray();
         for (int rep = -1; rep < r; rep++)
         {
@@ -314,9 +320,10 @@ internal static class BenchCommand
             steps.Clear();
             decoder.Generate(RandomIds(1), rep < 0 ? Math.Min(g, 4) : g, [], stepTime: (_, t) => steps.Add(t));
             launches = decoder.LastStepLaunches;
+            transfers = decoder.LastStepTransfers;
             if (rep >= 0) tgRates.Add(g / steps.Sum(t => t.TotalSeconds));
         }
-        return launches;
+        return (launches, transfers);
     }
 
     /// <summary>

@@ -37,6 +37,20 @@ internal static class CommonOptions
 
     public static Option<bool> Json() => new("--json") { Description = "print one JSON object instead of text" };
 
+    /// <summary><c>--dtype</c>: how --target cuda stores the linears' weights on the device (arithmetic stays fp32).</summary>
+    public static Option<string> CudaDType()
+    {
+        var option = new Option<string>("--dtype") { Description = "with --target cuda/cuda-sim: weights on the device in fp32 (default), fp16 or bf16 (converted in registers, fp32 accumulation)", DefaultValueFactory = _ => "fp32" };
+        option.AcceptOnlyFromAmong("fp32", "fp16", "bf16");
+        return option;
+    }
+
+    public static void CheckCudaDType(string dtype, string target)
+    {
+        if (dtype != "fp32" && target is not ("cuda" or "cuda-sim"))
+            throw new McException($"--dtype {dtype}: only --target cuda or cuda-sim stores weights in 16 bits (--target {target} is fp32)");
+    }
+
     public static Dictionary<string, string> ParseSets(string[]? sets)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);

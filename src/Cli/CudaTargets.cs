@@ -16,8 +16,11 @@ internal sealed class CudaEvalTarget : IEvalTarget, IDisposable
     private readonly GpuDevice _device;
     private readonly CudaModel _model;
 
-    private CudaEvalTarget(string name, GpuDevice device, CudaModel model)
+    private readonly int _weightFormat;
+
+    private CudaEvalTarget(string name, GpuDevice device, CudaModel model, int weightFormat)
     {
+        _weightFormat = weightFormat;
         Name = name;
         _device = device;
         _model = model;
@@ -25,12 +28,12 @@ internal sealed class CudaEvalTarget : IEvalTarget, IDisposable
 
     public string Name { get; }
 
-    public static CudaEvalTarget Create(string target, Graph graph, WeightStore store)
+    public static CudaEvalTarget Create(string target, Graph graph, WeightStore store, int weightFormat)
     {
         var device = GpuDevice.Open(simulate: target == CudaBackend.SimulatedTarget);
         try
         {
-            return new CudaEvalTarget(target, device, CudaBackend.Load(graph, store, device));
+            return new CudaEvalTarget(target, device, CudaBackend.Load(graph, store, device, weightFormat), weightFormat);
         }
         catch
         {
@@ -56,7 +59,7 @@ internal sealed class CudaEvalTarget : IEvalTarget, IDisposable
         var others = feeds.Keys.Except(["input_ids"]).ToList();
         if (others.Count > 0) throw new McException($"--generate supports models whose inputs are input_ids; this one also takes {string.Join(", ", others)}");
         new PassManager(CudaBackend.CachedPipeline).Run(freshGraph);
-        using var cached = CudaBackend.Load(freshGraph, store, _device);
+        using var cached = CudaBackend.Load(freshGraph, store, _device, _weightFormat);
         var row0 = inputIds.I!.Take((int)inputIds.Shape[1]).ToArray();
         return new CudaCachedDecoder(freshGraph, cached).Generate(row0, steps, GreedyDecoder.EosIds(freshGraph), progress);
     }

@@ -29,13 +29,14 @@ internal static class EvalCommand
         var target = new Option<string>("--target") { Description = "where to run: interpreter (the reference; default), cpu (compiled to C# and run in-process), cuda (an NVIDIA GPU through ILGPU) or cuda-sim (the cuda kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => EvalTargets.Interpreter };
         var precision = new Option<string>("--precision") { Description = "interpreter arithmetic: f32 (default) or f64 (the cpu target is f32)", DefaultValueFactory = _ => "f32" };
         precision.AcceptOnlyFromAmong("f32", "f64");
+        var dtype = CommonOptions.CudaDType();
         var set = CommonOptions.Set();
         var config = CommonOptions.Config();
         var json = CommonOptions.Json();
         var tp = CommonOptions.TensorParallel();
         var command = new Command("eval", "Run a model on inputs from a safetensors file and write its logits (and greedy tokens).")
         {
-            model, weights, inputs, output, generate, target, precision, set, config, json, tp,
+            model, weights, inputs, output, generate, target, precision, dtype, set, config, json, tp,
         };
         command.SetAction(parse =>
         {
@@ -45,6 +46,7 @@ internal static class EvalCommand
                 throw new McException($"--target {targetName}: not available in this build (available: {string.Join(", ", EvalTargets.Names)})");
             if (targetName != EvalTargets.Interpreter && parse.GetValue(precision) != "f32")
                 throw new McException($"--precision {parse.GetValue(precision)}: only the interpreter computes in f64 (--target {targetName} is f32)");
+            CommonOptions.CheckCudaDType(parse.GetValue(dtype)!, targetName);
             int steps = parse.GetValue(generate);
             if (steps < 0) throw new McException($"--generate {steps}: expected a number of tokens >= 0");
             var weightsPath = CommonOptions.ResolveWeights(parse.GetValue(model)!, parse.GetValue(weights));
@@ -64,7 +66,7 @@ internal static class EvalCommand
             if (ranks > 1 && targetName != EvalTargets.Interpreter && targetName != EvalTargets.Cpu)
                 throw new McException($"--tp {ranks} runs on --target interpreter or cpu in this build (the NCCL communicator for cuda is not written yet)");
             var runner = ranks == 1
-                ? EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32)
+                ? EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32, parse.GetValue(dtype)!)
                 : new TensorParallelEvalTarget(targetName, TensorParallel.ShardGraphs(
                     () => CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph, ranks),
                     store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);

@@ -26,10 +26,10 @@ internal static class EvalTargets
         target == Cpu ? CpuBackend.Pipeline : target is Cuda or CudaSim ? Backends.Cuda.CudaBackend.Pipeline : Passes.PassManager.InterpreterPipeline;
 
     /// <summary>A target for a graph whose weights <see cref="WeightBinding.Validate"/> has already checked against <paramref name="store"/>.</summary>
-    public static IEvalTarget Create(string target, Graph graph, WeightStore store, Precision precision) => target switch
+    public static IEvalTarget Create(string target, Graph graph, WeightStore store, Precision precision, string cudaDType = "fp32") => target switch
     {
         Cpu => CpuEvalTarget.Create(graph, store),
-        Cuda or CudaSim => CudaEvalTarget.Create(target, graph, store),
+        Cuda or CudaSim => CudaEvalTarget.Create(target, graph, store, Backends.Cuda.CudaModel.ParseDType(cudaDType)),
         _ => new InterpreterEvalTarget(graph, precision, store),
     };
 }

@@ -16,9 +16,9 @@ public static class CudaBackend
 
     public static IReadOnlyList<string> CachedPipeline { get; } = [.. PassManager.FusionPipeline, "kv-cache"];
 
-    public static CudaModel Load(Graph graph, WeightStore store, GpuDevice device)
+    public static CudaModel Load(Graph graph, WeightStore store, GpuDevice device, int weightFormat = Kernels.WeightFormat.F32)
     {
-        var model = new CudaModel(graph, device);
+        var model = new CudaModel(graph, device, weightFormat);
         model.LoadWeights(store.ReadFloat32);
         return model;
     }
@@ -46,26 +46,32 @@ public sealed class CudaCachedDecoder
     /// <summary>Kernel launches of the last step.</summary>
     public int LastStepLaunches { get; private set; }
 
+    /// <summary>Host↔device copies of the last step (the token id in, the sampled id out).</summary>
+    public int LastStepTransfers { get; private set; }
+
+    /// <summary>
+    /// Greedy decoding of <paramref name="steps"/> tokens after <paramref name="start"/>. The caches are allocated once at
+    /// their final length (prompt + steps) and appended in place; a step uploads the token id and reads back the argmax.
+    /// </summary>
     public long[] Generate(long[] start, int steps, IReadOnlyCollection<long> eosIds, Action<int>? progress = null, Action<int, TimeSpan>? stepTime = null)
     {
         var ids = new List<long>(start);
         var accelerator = _model.Device.Accelerator;
-        var past = _pasts.ToDictionary(p => p.Name, p => _model.Upload(HostTensor.FromFloats(
-            p.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], p.Type.DType)), StringComparer.Ordinal);
-        foreach (var p in past.Values) _model.Keep(p);
+        long capacity = start.Length + Math.Max(steps, 1);
+        var past = _pasts.ToDictionary(p => p.Name, p => _model.AllocateCache(p.Type.DType,
+            p.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), capacity), StringComparer.Ordinal);
+        var caches = past.Values.ToList();
         MemoryBuffer1D<int, Stride1D.Dense>? mask = null;
         using var result = accelerator.Allocate1D<int>(1);
         long[] feed = start;
+        var inputs = new Dictionary<string, DeviceValue>(past, StringComparer.Ordinal);
         var clock = new System.Diagnostics.Stopwatch();
         try
         {
             for (int step = 0; step < steps; step++)
             {
                 clock.Restart();
-                var inputs = new Dictionary<string, DeviceValue>(past, StringComparer.Ordinal)
-                {
-                    [_generated] = new DeviceValue(DType.I64, [1, feed.Length], feed),
-                };
+                inputs[_generated] = new DeviceValue(DType.I64, [1, feed.Length], feed);
                 var outputs = _model.RunDevice(inputs);
                 var logits = outputs["logits"];
                 if (mask is null)
@@ -77,12 +83,18 @@ public sealed class CudaCachedDecoder
                 }
                 long next = _model.ArgMaxLast(logits, mask, result);
                 LastStepLaunches = _model.Launches + 1;
-                foreach (var key in past.Keys.ToList())
+                LastStepTransfers = _model.Transfers;
+                foreach (var (name, _) in _pasts)
                 {
-                    _model.Release(past[key]);
-                    var present = outputs["present" + key["past".Length..]];
-                    _model.Keep(present);
-                    past[key] = present;
+                    var present = outputs["present" + name["past".Length..]];
+                    if (present.Buffer != past[name].Buffer)
+                    {
+                        // Not appended in place (a layout the cache does not cover): the present replaces the past.
+                        _model.Keep(present);
+                        if (!caches.Contains(past[name])) _model.Release(past[name]);
+                    }
+                    past[name] = present;
+                    inputs[name] = present;
                 }
                 _model.ReleaseAll();
                 ids.Add(next);
@@ -93,7 +105,9 @@ public sealed class CudaCachedDecoder
         }
         finally
         {
-            foreach (var p in past.Values) _model.Release(p);
+            foreach (var (name, value) in past)
+                if (!caches.Any(c => c.Buffer == value.Buffer)) _model.Release(value);
+            foreach (var c in caches) _model.FreeCache(c);
             mask?.Dispose();
         }
         return ids.ToArray();

@@ -21,7 +21,7 @@ public sealed partial class CudaModel
                 if (!_consts.TryGetValue(node, out var constant))
                 {
                     var buffer = _device.Accelerator.Allocate1D<float>(1);
-                    buffer.View.CopyFromCPU([(float)a.Float("value")]);
+                    CopyIn(buffer.View, [(float)a.Float("value")]);
                     _consts[node] = constant = new DeviceValue(node.Type.DType, [], buffer);
                 }
                 return constant;
@@ -63,12 +63,16 @@ public sealed partial class CudaModel
                 var inStrides = Strides(x[0].Shape);
                 var shape = x[0].Shape.ToArray();
                 shape[axis] = end - start;
+                // One outer row (decode's q/k/v of a fused projection): the slice is a contiguous range, viewed in place.
+                if (x[0].Buffer is not null && x[0].Shape[..axis].All(d => d == 1))
+                    return new DeviceValue(node.Type.DType, shape, x[0].Buffer!, x[0].Offset + start * inStrides[axis]);
                 var y = Allocate(node.Type.DType, shape);
                 Copy(x[0], y, shape, inStrides, start * inStrides[axis], Strides(shape), 0);
                 return y;
             }
             case OpKind.Concat or OpKind.CacheAppend when x.All(v => v.IsFloat):
             {
+                if (node.Op == OpKind.CacheAppend && x.Length == 2 && AppendInPlace(node, x[0], x[1]) is { } appended) return appended;
                 int axis = Axis(a.Int("axis", 1), x[0].Shape.Length);
                 var shape = x[0].Shape.ToArray();
                 shape[axis] = x.Sum(t => t.Shape[axis]);
@@ -90,6 +94,8 @@ public sealed partial class CudaModel
                 return x[0].Reshaped(node.Type.DType, x[0].Shape);
             case OpKind.Embedding:
                 return Embedding(node, x[0], x[1]);
+            case OpKind.Positions:
+                return Positions(node, x);
             case OpKind.Rope when x[0].IsFloat && !x[1].IsFloat:
                 return Rope(node, x[0], x[1], cachedPrefixLength);
             case OpKind.AlibiBias when !x[0].IsFloat && !x[1].IsFloat:
@@ -118,7 +124,7 @@ public sealed partial class CudaModel
         var r = _host.Evaluate(node, operands, bindings, cachedPrefixLength);
         if (!r.IsFloat) return new DeviceValue(r.DType, r.Shape, r.I!);
         var y = Allocate(r.DType, r.Shape);
-        if (y.Count > 0) y.View.CopyFromCPU(r.ToFloat32());
+        if (y.Count > 0) CopyIn(y.View, r.ToFloat32());
         return y;
     }
 
@@ -144,6 +150,8 @@ public sealed partial class CudaModel
 
     private DeviceValue Linear(Node node, DeviceValue x, DeviceValue w, DeviceValue? bias, DeviceValue? residual, int activation)
     {
+        if (Gemv(node, x, w, bias, residual, activation, gate: false, prologue: 0, null, null, 0f, 0f) is { } gemv) return gemv;
+        w = FloatWeight(w);
         int n = (int)w.Shape[0], k = (int)w.Shape[1];
         if (x.Shape.Length < 1 || x.Shape[^1] != k) throw new McException($"{Interpreter.Describe(node)}: [{string.Join(",", x.Shape)}] does not match weight [{n},{k}]");
         int rows = (int)(x.Count / Math.Max(1, k));
@@ -165,16 +173,9 @@ public sealed partial class CudaModel
             bias?.View ?? _dummy.View, residual?.View ?? _dummy.View, ao, bo, s);
     }
 
-    private ArrayView<int> Ints(int[] data)
-    {
-        var buffer = _device.Accelerator.Allocate1D<int>(Math.Max(1, data.Length));
-        buffer.View.SubView(0, data.Length).CopyFromCPU(data);
-        _intTemps.Add(buffer);
-        return buffer.View;
-    }
-
     private DeviceValue FusedLinear(Node node, DeviceValue[] ins)
     {
+        if (FusedGemv(node, ins) is { } gemv) return gemv;
         var a = node.Attrs;
         int normInputs = (int)a.Int("norm_inputs", 0), at = 2;
         DeviceValue? normW = normInputs > 0 ? ins[at++] : null, normB = normInputs > 1 ? ins[at++] : null;
@@ -283,6 +284,7 @@ public sealed partial class CudaModel
         long rd = node.Attrs.Int("rotary_dim");
         if (rd <= 0 || rd % 2 != 0 || rd > d)
             throw new McException($"{Interpreter.Describe(node)}: rotary_dim {rd} must be even and at most head_dim {d}");
+        if (RopeFromTable(node, x, pos, cachedPrefixLength) is { } fromTable) return fromTable;
         long half = rd / 2;
         var (cos, sin) = RopeTables(node, pos, s, d, half, cachedPrefixLength);
         var y = Allocate(node.Type.DType, x.Shape);
@@ -290,8 +292,8 @@ public sealed partial class CudaModel
         {
             var cosBuffer = Allocate(DType.F32, [s, half]);
             var sinBuffer = Allocate(DType.F32, [s, half]);
-            cosBuffer.View.CopyFromCPU(cos);
-            sinBuffer.View.CopyFromCPU(sin);
+            CopyIn(cosBuffer.View, cos);
+            CopyIn(sinBuffer.View, sin);
             _launch.Rope(Elements(y.Count), x.View, cosBuffer.View, sinBuffer.View, y.View, (int)y.Count, (int)s, (int)h, (int)d, (int)half,
                 node.Attrs.Bool("interleaved", false) ? 1 : 0);
         }
@@ -331,9 +333,9 @@ public sealed partial class CudaModel
         var sb = Allocate(DType.F32, [heads]);
         var qb = Allocate(DType.F32, [s]);
         var kb = Allocate(DType.F32, [t]);
-        sb.View.CopyFromCPU(Array.ConvertAll(slopes, v => (float)v));
-        qb.View.CopyFromCPU(Array.ConvertAll(qpos.Ints!, v => (float)v));
-        kb.View.CopyFromCPU(Array.ConvertAll(kpos.Ints!, v => (float)v));
+        CopyIn(sb.View, Array.ConvertAll(slopes, v => (float)v));
+        CopyIn(qb.View, Array.ConvertAll(qpos.Ints!, v => (float)v));
+        CopyIn(kb.View, Array.ConvertAll(kpos.Ints!, v => (float)v));
         _launch.Alibi(Elements(y.Count), sb.View, qb.View, kb.View, y.View, (int)heads, (int)s, (int)t);
         return y;
     }
@@ -380,7 +382,9 @@ public sealed partial class CudaModel
             s.BiasB = (int)st[0]; s.BiasH = (int)st[1]; s.BiasI = (int)st[2]; s.BiasJ = (int)st[3];
         }
         var y = Allocate(node.Type.DType, [B, S, Hq, Dv]);
-        if (y.Count > 0)
+        if (y.Count > 0 && S == 1 && D <= DecodeAttentionKernels.MaxHeadDim && Dv <= DecodeAttentionKernels.MaxHeadDim)
+            DecodeAttention(q, k, v, bias, y, s);
+        else if (y.Count > 0)
             _launch.Attention(Group(B * Hq * S, AttentionKernels.Warp), q.View, k.View, v.View, bias?.View ?? _dummy.View, y.View, s);
         return y;
     }

@@ -27,9 +27,11 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInts;
     private readonly Launchers _launch;
 
-    public CudaModel(Graph graph, GpuDevice device)
+    public CudaModel(Graph graph, GpuDevice device, int weightFormat = WeightFormat.F32)
     {
+        if (weightFormat is not (WeightFormat.F32 or WeightFormat.F16 or WeightFormat.Bf16)) throw new ArgumentOutOfRangeException(nameof(weightFormat));
         _graph = graph;
+        WeightFormatOnDevice = weightFormat;
         _device = device;
         _host = new Interpreter(graph);
         _dummy = device.Accelerator.Allocate1D<float>(1);
@@ -56,30 +58,6 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
     private static TensorSpec Spec(string name, TensorType type) =>
         new(name, type.DType, type.Shape.Select(d => d.IsKnown ? TensorDim.Of(d.Size) : TensorDim.Sym(d.Symbol!)).ToList());
 
-    public void LoadWeights(Func<string, float[]> load)
-    {
-        var byName = new Dictionary<string, DeviceValue>(StringComparer.Ordinal);
-        foreach (var node in _graph.Weights)
-        {
-            var name = node.Attrs.Str("name");
-            if (!byName.TryGetValue(name, out var value))
-            {
-                var shape = node.Type.Shape.Select(d => d.IsKnown ? d.Size : throw new McException($"weight '{name}' has a symbolic shape {node.Type}")).ToArray();
-                var data = load(name);
-                if (node.Type.DType.IsFloat())
-                {
-                    var buffer = _device.Accelerator.Allocate1D<float>(Math.Max(1, data.Length));
-                    buffer.View.SubView(0, data.Length).CopyFromCPU(data);
-                    value = new DeviceValue(node.Type.DType, shape, buffer);
-                }
-                else value = new DeviceValue(node.Type.DType, shape, Array.ConvertAll(data, v => (long)v));
-                byName[name] = value;
-            }
-            _weights[node] = value;
-        }
-        WeightsLoaded = true;
-    }
-
     public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, long? cachedPrefixLength = null)
     {
         var feeds = inputs.ToDictionary(kv => kv.Key, kv => Upload(kv.Value), StringComparer.Ordinal);
@@ -97,6 +75,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
     {
         if (!WeightsLoaded) throw new McException($"{Name}: load the weights before running");
         HostFallbacks.Clear();
+        Transfers = 0;
         _launch.Count = 0;
         var bindings = new Dictionary<string, long>(StringComparer.Ordinal);
         var values = new Dictionary<Node, DeviceValue>();
@@ -110,7 +89,12 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         foreach (var node in _graph.Nodes)
         {
             if (node.Op == OpKind.Input) continue;
-            var result = node.Op == OpKind.Weight ? _weights[node] : Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings, cachedPrefixLength);
+            // Weights and what is computed from weights alone were made at load time (see LoadWeights).
+            if (!_weights.TryGetValue(node, out var result))
+            {
+                if (_folded.Contains(node)) continue;   // read only by other load-time nodes
+                result = Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings, cachedPrefixLength);
+            }
             Bind(node, result.Shape, bindings, Interpreter.Describe(node));
             values[node] = result;
         }
@@ -126,7 +110,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
     /// <summary>Gives a kept buffer back to the pool.</summary>
     public void Release(DeviceValue value)
     {
-        if (value.Buffer is { } b && !_weights.Values.Any(w => w.Buffer == b)) Return(b);
+        if (value.Buffer is { } b && !_caches.Contains(b) && !_weights.Values.Any(w => w.Buffer == b)) Return(b);
     }
 
     /// <summary>Returns every buffer of the runs since the last call to the pool.</summary>
@@ -135,15 +119,14 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         foreach (var b in _inUse) Return(b);
         _inUse.Clear();
         _device.Accelerator.Synchronize();
-        foreach (var b in _intTemps) b.Dispose();
-        _intTemps.Clear();
+        ReturnInts();
     }
 
     public DeviceValue Upload(HostTensor t)
     {
         if (!t.IsFloat) return new DeviceValue(t.DType, t.Shape, t.Ints!);
         var value = Allocate(t.DType, t.Shape);
-        if (t.Floats!.Length > 0) value.View.CopyFromCPU(t.Floats);
+        if (t.Floats!.Length > 0) CopyIn(value.View, t.Floats);
         return value;
     }
 
@@ -152,7 +135,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         if (!v.IsFloat) return HostTensor.FromInts(v.Shape, (long[])v.Ints!.Clone(), v.DType);
         _device.Accelerator.Synchronize();
         var data = new float[v.Count];
-        if (data.Length > 0) v.View.CopyToCPU(data);
+        if (data.Length > 0) CopyOut(v.View, data);
         return HostTensor.FromFloats(v.Shape, data, v.DType);
     }
 
@@ -162,7 +145,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         int n = (int)logits.Shape[^1];
         _launch.ArgMax(Group(1, _device.ReductionGroup), logits.View, mask.View, result.View, (int)(logits.Count - n), n);
         var r = new int[1];
-        result.View.CopyToCPU(r);
+        CopyOut(result.View, r);
         return r[0];
     }
 
@@ -201,6 +184,8 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         foreach (var b in _inUse) b.Dispose();
         foreach (var s in _pool.Values) foreach (var b in s) b.Dispose();
         foreach (var w in _weights.Values.Select(w => w.Buffer).Distinct()) w?.Dispose();
+        foreach (var w in _weights.Values.Select(w => w.Packed).Distinct()) w?.Dispose();
+        DisposeDecodeState();
         foreach (var b in _intTemps) b.Dispose();
         foreach (var c in _consts.Values) c.Buffer?.Dispose();
         foreach (var b in _packedInts.Values) b.Dispose();

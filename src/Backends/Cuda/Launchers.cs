@@ -5,7 +5,7 @@ using ModelCompiler.Backends.Cuda.Kernels;
 namespace ModelCompiler.Backends.Cuda;
 
 /// <summary>Typed launchers of every kernel on one device's default stream (one stream, so launches never wait on the host).</summary>
-internal sealed class Launchers(GpuDevice device)
+internal sealed partial class Launchers(GpuDevice device)
 {
     private readonly AcceleratorStream _stream = device.Accelerator.DefaultStream;
     public int Count;
