@@ -34,11 +34,18 @@ public sealed unsafe class PackedWeight
     public long ByteSize => (long)Panels * PanelWidth * K * ElementSize;
     public int ElementSize => Format == WeightFormat.F32 ? 4 : 2;
 
-    // Pinned backing arrays (kept reachable) and 64-byte-aligned pointers into them.
-    readonly float[]? _f32;
-    readonly ushort[]? _u16;
+    // Native memory, 64-byte aligned; 2 MiB aligned and advised for transparent huge pages where that can pay (Linux,
+    // large weights): decode streams every weight once per token, and 2 MiB pages cut its TLB misses (a 400 MB read on
+    // the 2-vCPU EPYC: ~77 GB/s with huge pages against ~65 with 4 KiB ones). Freed by the finalizer.
+    readonly void* _memory;
+    readonly long _bytes;
     internal readonly float* F32;
     internal readonly ushort* U16;
+
+    /// <summary>Whether this weight's memory was advised for transparent huge pages.</summary>
+    public bool HugePages { get; }
+
+    const long HugePage = 2L << 20;
 
     PackedWeight(int n, int k, WeightFormat format)
     {
@@ -49,19 +56,29 @@ public sealed unsafe class PackedWeight
         Panels = (n + PanelWidth - 1) / PanelWidth;
         long count = (long)Panels * PanelWidth * k;
         if (count > int.MaxValue - 64) throw new ArgumentOutOfRangeException(nameof(n), "weight too large for one packed array");
-        if (format == WeightFormat.F32)
-        {
-            _f32 = GC.AllocateArray<float>((int)count + 16, pinned: true);
-            float* p = (float*)Marshal.UnsafeAddrOfPinnedArrayElement(_f32, 0);
-            F32 = (float*)(((nint)p + 63) & ~(nint)63);
-        }
-        else
-        {
-            _u16 = GC.AllocateArray<ushort>((int)count + 32, pinned: true);
-            ushort* p = (ushort*)Marshal.UnsafeAddrOfPinnedArrayElement(_u16, 0);
-            U16 = (ushort*)(((nint)p + 63) & ~(nint)63);
-        }
+        _bytes = count * ElementSize;
+        bool huge = OperatingSystem.IsLinux() && _bytes >= HugePage;
+        long size = huge ? (_bytes + HugePage - 1) / HugePage * HugePage : _bytes;
+        _memory = NativeMemory.AlignedAlloc((nuint)size, huge ? (nuint)HugePage : 64);
+        GC.AddMemoryPressure(size);
+        _bytes = size;
+        // Advice before the first touch, so the pages are faulted in huge; then zeroed (padding columns stay zero).
+        HugePages = huge && Madvise((nint)_memory, (nuint)size, MadvHugePage) == 0;
+        NativeMemory.Clear(_memory, (nuint)size);
+        if (format == WeightFormat.F32) F32 = (float*)_memory;
+        else U16 = (ushort*)_memory;
     }
+
+    ~PackedWeight()
+    {
+        NativeMemory.AlignedFree(_memory);
+        GC.RemoveMemoryPressure(_bytes);
+    }
+
+    const int MadvHugePage = 14;
+
+    [DllImport("libc", EntryPoint = "madvise")]
+    static extern int Madvise(nint address, nuint length, int advice);
 
     /// <summary>Packs an fp32 W [n, k] (row-major), stored as <paramref name="format"/> (16-bit formats round to nearest even).</summary>
     public static PackedWeight Pack(ReadOnlySpan<float> w, int n, int k, WeightFormat format = WeightFormat.F32)
