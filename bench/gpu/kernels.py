@@ -18,7 +18,8 @@ proc = subprocess.run([mc, "kernels", "--json", "--simt", "--dump", dump] + extr
 sys.stderr.write(proc.stderr[-3000:])
 if proc.returncode != 0:
     print(proc.stdout[-3000:]); sys.exit(f"mc kernels exited with {proc.returncode}")
-ours = json.loads(proc.stdout)
+# mc writes NaN (no figure) as the string "NaN"
+ours = json.loads(proc.stdout, object_hook=lambda o: {k: float("nan") if v in ("NaN", "Infinity", "-Infinity") else v for k, v in o.items()})
 
 def bench(fn, reps=30, warm=5):
     for _ in range(warm):
@@ -76,6 +77,9 @@ for row in ours["rows"]:
                 k = k.repeat_interleave(hq // hkv, dim=1); v = v.repeat_interleave(hq // hkv, dim=1)
             ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
             row["error_vs_torch"] = rel(o, ref)
+    else:
+        row["torch"], row["ratio"] = None, None  # a probe with no PyTorch equivalent
+        continue
     peer = peers[key]
     row["torch"] = peer
     row["ratio"] = row["Tflops"] / peer["tflops"] if row["Tflops"] == row["Tflops"] else None
@@ -93,10 +97,15 @@ if simt:
 out = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "device": ours["device"], "torch": torch.__version__,
        "gpu": torch.cuda.get_device_name(0), "command": "python3 bench/gpu/kernels.py <mc> <results.json> " + " ".join(extra),
        "rows": ours["rows"], "simt": simt}
+def strict(x):  # NaN (no figure) as null, so that the file is strict JSON
+    if isinstance(x, float) and x != x: return None
+    if isinstance(x, dict): return {k: strict(v) for k, v in x.items()}
+    if isinstance(x, list): return [strict(v) for v in x]
+    return x
 with open(results, "w") as f:
-    json.dump(out, f, indent=1)
+    json.dump(strict(out), f, indent=1)
 print(f"{'kernel':26} {'shape':26} {'variant':24} {'ms':>8} {'TFLOP/s':>8} {'torch':>8} {'ratio':>6} {'err/torch':>9} {'err/f64':>9} mma ld.local")
 for r in ours["rows"] + [x for x in simt if "torch" in x]:
-    print(f"{r['Kernel']:26} {r['Shape']:26} {r.get('Variant', ''):24} {r['MedianMs']:8.3f} {r['Tflops']:8.1f} {r['torch']['tflops']:8.1f} "
+    print(f"{r['Kernel']:26} {r['Shape']:26} {r.get('Variant', ''):24} {r['MedianMs']:8.3f} {r['Tflops']:8.1f} {(r['torch'] or {}).get('tflops', float('nan')):8.1f} "
           f"{(r['ratio'] or float('nan')):6.3f} {r.get('error_vs_torch', float('nan')):9.2e} {r['SampledRelativeError']:9.2e} "
           f"{r.get('PtxMmaSync', '-')} {r.get('PtxLocalAccesses', '-')} {r.get('Error') or ''}")

@@ -33,7 +33,8 @@ internal static class KernelsCommand
             object? simtRows = parse.GetValue(simt) ? KernelBench.Run(device, n, s, reps: 5) : null;
             if (parse.GetValue(json))
             {
-                cli.Out.WriteLine(JsonSerializer.Serialize(new { device = device.Description, rows, simt = simtRows }));
+                cli.Out.WriteLine(JsonSerializer.Serialize(new { device = device.Description, rows, simt = simtRows },
+                    new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
                 return McApp.Ok;
             }
             cli.Out.WriteLine(device.Description);

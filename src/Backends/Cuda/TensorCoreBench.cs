@@ -42,18 +42,19 @@ public static class TensorCoreBench
         using (var dw = acc.Allocate1D(Pack(wh)))
         using (var dc = acc.Allocate1D<float>((long)n * n))
         {
-            foreach (int stages in new[] { 2, 3, 4 })
+            foreach (var (tileN, stages) in new[] { (128, 3), (128, 4), (256, 2), (256, 3), (256, 4) })
             {
-                Guard("gemm_fp16_tc_pipelined", $"{n}x{n}x{n}", $"stages{stages}", () =>
+                string variant = $"128x{tileN} tile, {stages} stages";
+                Guard("gemm_fp16_tc_pipelined", $"{n}x{n}x{n}", variant, () =>
                 {
                     var kernel = device.Load(typeof(TensorCoreGemmPipelined).GetMethod(nameof(TensorCoreGemmPipelined.Gemm))!);
-                    DynamicSharedMemory.SetMaximum(kernel, TensorCoreGemmPipelined.SharedBytes(stages));
-                    var run = kernel.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, long, long, int, int, int, int>>();
-                    var config = TensorCoreGemmPipelined.Config(n, n, stages);
+                    DynamicSharedMemory.SetMaximum(kernel, TensorCoreGemmPipelined.SharedBytes(stages, tileN));
+                    var run = kernel.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, long, long, int, int, int, int, int>>();
+                    var config = TensorCoreGemmPipelined.Config(n, n, stages, tileN);
                     long aAt = TensorCorePtx.DeviceAddress(da), wAt = TensorCorePtx.DeviceAddress(dw);
-                    void Launch() => run(acc.DefaultStream, config, da.View, dw.View, dc.View, aAt, wAt, n, n, n, stages);
-                    return GemmRow("gemm_fp16_tc_pipelined", $"stages{stages}", n, ah, wh, dc, Launch, batches, random, device, nameof(TensorCoreGemmPipelined),
-                        dump is not null && stages == 3 ? Path.Combine(dump, "gemm") : null);
+                    void Launch() => run(acc.DefaultStream, config, da.View, dw.View, dc.View, aAt, wAt, n, n, n, stages, tileN);
+                    return GemmRow("gemm_fp16_tc_pipelined", variant, n, ah, wh, dc, Launch, batches, random, device, nameof(TensorCoreGemmPipelined),
+                        dump is not null && tileN == 256 && stages == 3 ? Path.Combine(dump, "gemm") : null);
                 });
             }
             Guard("gemm_fp16_tc_simple", $"{n}x{n}x{n}", "64x64 tile, no pipeline", () =>
@@ -68,6 +69,11 @@ public static class TensorCoreBench
         {
             WriteHalves(Path.Combine(dump, "gemm_a.bin"), ah);
             WriteHalves(Path.Combine(dump, "gemm_w.bin"), wh);
+        }
+
+        foreach (int half in new[] { 0, 1 })
+        {
+            Guard("mma_sync_peak", "m16n8k16, registers only", half == 0 ? "fp32 accumulate" : "fp16 accumulate", () => PeakRow(device, half, batches));
         }
 
         foreach (var (label, hq, hkv, s, causal) in new[] { ("noncausal", 16, 16, seq, false), ("causal", 16, 16, seq, true), ("gqa_causal", 32, 8, Math.Min(seq, 2048), true) })
@@ -161,6 +167,21 @@ public static class TensorCoreBench
         var ptx = device.Ptx.FirstOrDefault(kv => kv.Key.StartsWith(nameof(FlashAttention) + ".", StringComparison.Ordinal)).Value?.Ptx ?? "";
         return new Row("flash_attention_fp16_tc", $"B1 Hq{hq} Hkv{hkv} S{seq} D{D}", label, ms, flops / (ms * 1e-3) / 1e12, written ? err / max : double.NaN,
             ptx.Contains("mma.sync"), ptx.Contains("ldmatrix"), ptx.Contains("cp.async"), PtxPostPass.LocalAccesses(ptx), dumpPrefix, written ? null : "outputs left unwritten");
+    }
+
+    private static Row PeakRow(GpuDevice device, int half, int batches)
+    {
+        var acc = device.Accelerator;
+        int blocks = 132 * 8, iterations = 4096;
+        using var sink = acc.Allocate1D<float>((long)blocks * MmaPeak.Threads);
+        var run = device.Launcher<Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int>>(MmaPeak.Probe);
+        var config = new KernelConfig(new Index3D(blocks, 1, 1), new Index3D(MmaPeak.Threads, 1, 1));
+        void Launch() => run(acc.DefaultStream, config, sink.View, iterations, half);
+        double ms = Time(acc, batches, Launch);
+        double flops = (double)blocks * (MmaPeak.Threads / 32) * iterations * MmaPeak.ChainsPerWarp * MmaPeak.FlopsPerMma;
+        var ptx = device.Ptx.FirstOrDefault(kv => kv.Key.StartsWith(nameof(MmaPeak) + ".", StringComparison.Ordinal)).Value?.Ptx ?? "";
+        return new Row("mma_sync_peak", "m16n8k16, registers only", half == 0 ? "fp32 accumulate" : "fp16 accumulate", ms, flops / (ms * 1e-3) / 1e12, double.NaN,
+            ptx.Contains("mma.sync"), false, false, PtxPostPass.LocalAccesses(ptx), null, null);
     }
 
     private static double H(ushort bits) => (double)BitConverter.UInt16BitsToHalf(bits);

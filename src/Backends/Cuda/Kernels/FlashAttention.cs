@@ -17,12 +17,6 @@ public struct FlashShape
     public float ScaleLog2;
 }
 
-/// <summary>The eight m16n8 accumulators of a 16×64 tile (scores of 64 keys, or 64 output dims).</summary>
-public struct Acc8
-{
-    public Acc T0, T1, T2, T3, T4, T5, T6, T7;
-}
-
 /// <summary>
 /// FlashAttention-2 forward on the tensor cores, head dim 128, fp16 operands with fp32 accumulation and softmax.
 /// A 256-thread group (8 warps × 16 query rows) owns 128 queries of one (batch, head); keys and values stream through

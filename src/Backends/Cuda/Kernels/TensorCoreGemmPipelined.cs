@@ -7,68 +7,71 @@ namespace ModelCompiler.Backends.Cuda.Kernels;
 
 /// <summary>
 /// fp16 GEMM on the tensor cores with fp32 accumulation, C[m, n] = Σ_k A[m, k]·W[n, k] (the Linear layout; A and W as
-/// packed half pairs along k, C fp32). A 256-thread group (8 warps, 2 along M × 4 along N, 64×32 each) owns a 128×128
-/// tile; K advances in slices of 64 through a ring of <c>stages</c> slices in dynamic shared memory filled by
-/// <c>cp.async</c> (one slice in flight per stage, one barrier per slice). Rows of a slice are 128 bytes whose 16-byte
-/// chunks are XOR-swizzled by the row's low three bits, so that both the cp.async stores and the <c>ldmatrix.x4</c>
-/// fragment loads hit eight different bank groups. Blocks are rasterised in bands of eight tile rows so that
-/// neighbouring blocks share their A and W slices in L2. M, N multiples of 128; K of 64.
+/// packed half pairs along k, C fp32). A group owns a 128 × <c>tileN</c> tile (tileN 128 or 256) with 2 × tileN/64 warps,
+/// each computing 64×64 outputs (16 m16n8 accumulators per m16 row, 128 floats per lane). K advances in slices of 64
+/// through a ring of <c>stages</c> slices in dynamic shared memory filled by <c>cp.async</c> (one barrier per slice).
+/// Rows of a slice are 128 bytes whose 16-byte chunks are XOR-swizzled by the row's low three bits, so that both the
+/// cp.async stores and the <c>ldmatrix.x4</c> fragment loads hit eight different bank groups. Blocks are rasterised in
+/// bands of eight tile rows so that neighbouring blocks share their A and W slices in L2. M a multiple of 128, N of
+/// tileN, K of 64.
 /// On the CPU accelerator (no PTX) each thread computes the same outputs it owns with scalar sums: the portable path CI
 /// checks for tile ownership, rasterisation and the epilogue; the tensor-core path is checked on the GPU.
 /// </summary>
 public static class TensorCoreGemmPipelined
 {
-    public const int TileM = 128, TileN = 128, Slice = 64, Threads = 256, Band = 8;
-    private const int RowBytes = Slice * 2, OperandBytes = TileM * RowBytes, StageBytes = 2 * OperandBytes;
+    public const int TileM = 128, Slice = 64, Band = 8;
+    private const int RowBytes = Slice * 2, ABytes = TileM * RowBytes;
+
+    /// <summary>Threads of a group for a tile width (two warps along M, one per 64 columns).</summary>
+    public static int Threads(int tileN) => 2 * (tileN / 64) * 32;
 
     /// <summary>Dynamic shared memory for a ring of <paramref name="stages"/> slices, in bytes.</summary>
-    public static int SharedBytes(int stages) => stages * StageBytes;
+    public static int SharedBytes(int stages, int tileN) => stages * (TileM + tileN) * RowBytes;
 
-    public static KernelConfig Config(int m, int n, int stages) =>
-        new(new Index3D(m / TileM * (n / TileN), 1, 1), new Index3D(Threads, 1, 1), SharedMemoryConfig.RequestDynamic<byte>(SharedBytes(stages)));
+    public static KernelConfig Config(int m, int n, int stages, int tileN) =>
+        new(new Index3D(m / TileM * (n / tileN), 1, 1), new Index3D(Threads(tileN), 1, 1), SharedMemoryConfig.RequestDynamic<byte>(SharedBytes(stages, tileN)));
 
     /// <summary>Why a shape cannot run on this kernel, or null.</summary>
-    public static string? Unsupported(int m, int n, int k) =>
-        m % TileM != 0 || n % TileN != 0 || k % Slice != 0 ? $"the pipelined tensor-core GEMM needs M, N multiples of {TileM} and K of {Slice} (got {m}×{n}×{k})" : null;
+    public static string? Unsupported(int m, int n, int k, int tileN) =>
+        m % TileM != 0 || n % tileN != 0 || k % Slice != 0 ? $"the pipelined tensor-core GEMM needs M a multiple of {TileM}, N of {tileN} and K of {Slice} (got {m}×{n}×{k})" : null;
 
     /// <param name="a">A as uint[M·K/2]</param>
     /// <param name="w">W as uint[N·K/2]</param>
     /// <param name="aAddress">the device address of a (<see cref="TensorCorePtx.DeviceAddress"/>), for cp.async</param>
     /// <param name="wAddress">the device address of w</param>
-    /// <param name="stages">shared-memory ring depth, 2..4 (the launch must request <see cref="SharedBytes"/>)</param>
-    public static void Gemm(ArrayView<uint> a, ArrayView<uint> w, ArrayView<float> c, long aAddress, long wAddress, int m, int n, int k, int stages)
+    /// <param name="stages">shared-memory ring depth, 2..5 (the launch must request <see cref="SharedBytes"/>)</param>
+    /// <param name="tileN">columns per group, 128 or 256 (the launch must use <see cref="Threads"/>)</param>
+    public static void Gemm(ArrayView<uint> a, ArrayView<uint> w, ArrayView<float> c, long aAddress, long wAddress, int m, int n, int k, int stages, int tileN)
     {
         var shared = SharedMemory.GetDynamic<byte>(); // addressed through DynamicSharedBase
-        int tid = Group.IdxX, warp = tid >> 5, lane = tid & 31;
+        int tid = Group.IdxX, warp = tid >> 5, lane = tid & 31, threads = Group.DimX;
         // Band rasterisation: consecutive blocks walk down a band of Band tile rows before moving right.
-        int tilesM = m / TileM, tilesN = n / TileN, block = Grid.IdxX;
+        int tilesM = m / TileM, tilesN = n / tileN, block = Grid.IdxX;
         int perBand = Band * tilesN, band = block / perBand, first = band * Band;
         int bandRows = Math.Min(tilesM - first, Band), within = block - band * perBand;
-        int rowBase = (first + within % bandRows) * TileM, colBase = within / bandRows * TileN;
-        int warpRow = (warp & 1) * 64, warpCol = (warp >> 1) * 32;
+        int rowBase = (first + within % bandRows) * TileM, colBase = within / bandRows * tileN;
+        int warpRow = (warp & 1) * 64, warpCol = (warp >> 1) * 64;
 
-        Acc c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
-        Acc c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
-
+        Acc8 r0 = default, r1 = default, r2 = default, r3 = default;
         if (CudaAsm.IsSupported)
         {
             uint smem = DynamicSharedBase();
-            long aBase = aAddress, wBase = wAddress;
+            int stageBytes = (TileM + tileN) * RowBytes;
             long rowStride = (long)k * 2;
             int slices = k / Slice;
-            // This thread's four 16-byte chunks of each operand per slice: rows tid/8 + 32q, chunk tid%8.
-            int loadRow = tid >> 3, loadChunk = tid & 7;
+            // This thread's 16-byte chunks of a slice: rows tid/8 + (threads/8)·q, chunk tid%8 (A rows, then W rows).
+            int loadRow = tid >> 3, loadChunk = tid & 7, rowStep = threads >> 3;
             uint loadShared = (uint)(loadRow * RowBytes + ((loadChunk ^ (loadRow & 7)) << 4));
-            long aLoad = aBase + (rowBase + loadRow) * rowStride + loadChunk * 16;
-            long wLoad = wBase + (colBase + loadRow) * rowStride + loadChunk * 16;
+            long aLoad = aAddress + (rowBase + loadRow) * rowStride + loadChunk * 16;
+            long wLoad = wAddress + (colBase + loadRow) * rowStride + loadChunk * 16;
             // ldmatrix rows: A tiles (lanes 0-15 rows, 16-31 the upper k half), W pairs of n8 tiles.
             uint aRow = (uint)((warpRow + (lane & 15)) * RowBytes), aHigh = (uint)(lane >> 4);
-            uint wRow = (uint)((warpCol + ((lane >> 4) << 3) + (lane & 7)) * RowBytes), wHigh = (uint)((lane >> 3) & 1);
+            uint wRow = (uint)((TileM + warpCol + ((lane >> 4) << 3) + (lane & 7)) * RowBytes), wHigh = (uint)((lane >> 3) & 1);
             uint swizzle = (uint)(lane & 7);
 
             for (int s = 0; s < stages - 1; s++)
             {
-                if (s < slices) LoadSlice(smem + (uint)(s * StageBytes) + loadShared, aLoad + s * RowBytes, wLoad + s * RowBytes, rowStride);
+                if (s < slices) LoadSlice(smem + (uint)(s * stageBytes) + loadShared, aLoad + s * RowBytes, wLoad + s * RowBytes, rowStride, rowStep, tileN);
                 Commit();
             }
             for (int t = 0; t < slices; t++)
@@ -76,50 +79,63 @@ public static class TensorCoreGemmPipelined
                 Wait(stages - 2);
                 Group.Barrier();
                 int next = t + stages - 1;
-                if (next < slices) LoadSlice(smem + (uint)(next % stages * StageBytes) + loadShared, aLoad + (long)next * RowBytes, wLoad + (long)next * RowBytes, rowStride);
+                if (next < slices) LoadSlice(smem + (uint)(next % stages * stageBytes) + loadShared, aLoad + (long)next * RowBytes, wLoad + (long)next * RowBytes, rowStride, rowStep, tileN);
                 Commit();
 
-                uint aStage = smem + (uint)(t % stages * StageBytes), wStage = aStage + OperandBytes;
-                for (uint ks = 0; ks < Slice / 16; ks++)
-                {
-                    uint aAt = aStage + aRow + (((ks * 2 + aHigh) ^ swizzle) << 4);
-                    Reg4 a0 = LoadMatrixX4(aAt), a1 = LoadMatrixX4(aAt + 16 * RowBytes), a2 = LoadMatrixX4(aAt + 32 * RowBytes), a3 = LoadMatrixX4(aAt + 48 * RowBytes);
-                    uint wAt = wStage + wRow + (((ks * 2 + wHigh) ^ swizzle) << 4);
-                    Reg4 b01 = LoadMatrixX4(wAt), b23 = LoadMatrixX4(wAt + 16 * RowBytes);
-                    Mma(ref c00, a0, b01.X0, b01.X1); Mma(ref c01, a0, b01.X2, b01.X3); Mma(ref c02, a0, b23.X0, b23.X1); Mma(ref c03, a0, b23.X2, b23.X3);
-                    Mma(ref c10, a1, b01.X0, b01.X1); Mma(ref c11, a1, b01.X2, b01.X3); Mma(ref c12, a1, b23.X0, b23.X1); Mma(ref c13, a1, b23.X2, b23.X3);
-                    Mma(ref c20, a2, b01.X0, b01.X1); Mma(ref c21, a2, b01.X2, b01.X3); Mma(ref c22, a2, b23.X0, b23.X1); Mma(ref c23, a2, b23.X2, b23.X3);
-                    Mma(ref c30, a3, b01.X0, b01.X1); Mma(ref c31, a3, b01.X2, b01.X3); Mma(ref c32, a3, b23.X0, b23.X1); Mma(ref c33, a3, b23.X2, b23.X3);
-                }
+                uint stage = smem + (uint)(t % stages * stageBytes);
+                uint aAt = stage + aRow, wAt = stage + wRow;
+                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (0 + aHigh) ^ swizzle, (0 + wHigh) ^ swizzle);
+                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (2 + aHigh) ^ swizzle, (2 + wHigh) ^ swizzle);
+                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (4 + aHigh) ^ swizzle, (4 + wHigh) ^ swizzle);
+                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (6 + aHigh) ^ swizzle, (6 + wHigh) ^ swizzle);
             }
             Wait(0);
         }
         else
         {
-            int group = lane >> 2, quad = lane & 3;
-            int r = rowBase + warpRow + group, col = colBase + warpCol + quad * 2;
-            c00 = Portable(a, w, k, r, col); c01 = Portable(a, w, k, r, col + 8); c02 = Portable(a, w, k, r, col + 16); c03 = Portable(a, w, k, r, col + 24);
-            c10 = Portable(a, w, k, r + 16, col); c11 = Portable(a, w, k, r + 16, col + 8); c12 = Portable(a, w, k, r + 16, col + 16); c13 = Portable(a, w, k, r + 16, col + 24);
-            c20 = Portable(a, w, k, r + 32, col); c21 = Portable(a, w, k, r + 32, col + 8); c22 = Portable(a, w, k, r + 32, col + 16); c23 = Portable(a, w, k, r + 32, col + 24);
-            c30 = Portable(a, w, k, r + 48, col); c31 = Portable(a, w, k, r + 48, col + 8); c32 = Portable(a, w, k, r + 48, col + 16); c33 = Portable(a, w, k, r + 48, col + 24);
+            int r = rowBase + warpRow + (lane >> 2), col = colBase + warpCol + (lane & 3) * 2;
+            r0 = PortableRow(a, w, k, r, col); r1 = PortableRow(a, w, k, r + 16, col);
+            r2 = PortableRow(a, w, k, r + 32, col); r3 = PortableRow(a, w, k, r + 48, col);
         }
 
         int row0 = rowBase + warpRow + (lane >> 2), col0 = colBase + warpCol + (lane & 3) * 2;
-        Store(c, n, row0, col0, c00); Store(c, n, row0, col0 + 8, c01); Store(c, n, row0, col0 + 16, c02); Store(c, n, row0, col0 + 24, c03);
-        Store(c, n, row0 + 16, col0, c10); Store(c, n, row0 + 16, col0 + 8, c11); Store(c, n, row0 + 16, col0 + 16, c12); Store(c, n, row0 + 16, col0 + 24, c13);
-        Store(c, n, row0 + 32, col0, c20); Store(c, n, row0 + 32, col0 + 8, c21); Store(c, n, row0 + 32, col0 + 16, c22); Store(c, n, row0 + 32, col0 + 24, c23);
-        Store(c, n, row0 + 48, col0, c30); Store(c, n, row0 + 48, col0 + 8, c31); Store(c, n, row0 + 48, col0 + 16, c32); Store(c, n, row0 + 48, col0 + 24, c33);
+        StoreRow(c, n, row0, col0, r0); StoreRow(c, n, row0 + 16, col0, r1);
+        StoreRow(c, n, row0 + 32, col0, r2); StoreRow(c, n, row0 + 48, col0, r3);
     }
 
-    /// <summary>Rows loadRow + 32q (q = 0..3) of one slice of A and of W.</summary>
-    private static void LoadSlice(uint shared, long aGlobal, long wGlobal, long rowStride)
+    /// <summary>One k16 step of the warp's 64×64 tile: four A and four W ldmatrix.x4, 32 mma.</summary>
+    private static void KStep(ref Acc8 r0, ref Acc8 r1, ref Acc8 r2, ref Acc8 r3, uint aAt, uint wAt, uint aChunk, uint wChunk)
     {
-        for (int q = 0; q < 4; q++)
-        {
-            CopyAsync16(shared + (uint)(q * 32 * RowBytes), aGlobal + q * 32 * rowStride);
-            CopyAsync16(shared + (uint)(OperandBytes + q * 32 * RowBytes), wGlobal + q * 32 * rowStride);
-        }
+        uint ao = aAt + (aChunk << 4), wo = wAt + (wChunk << 4);
+        Reg4 a0 = LoadMatrixX4(ao), a1 = LoadMatrixX4(ao + 16 * RowBytes), a2 = LoadMatrixX4(ao + 32 * RowBytes), a3 = LoadMatrixX4(ao + 48 * RowBytes);
+        Reg4 b01 = LoadMatrixX4(wo), b23 = LoadMatrixX4(wo + 16 * RowBytes), b45 = LoadMatrixX4(wo + 32 * RowBytes), b67 = LoadMatrixX4(wo + 48 * RowBytes);
+        MmaRow(ref r0, a0, b01, b23, b45, b67); MmaRow(ref r1, a1, b01, b23, b45, b67);
+        MmaRow(ref r2, a2, b01, b23, b45, b67); MmaRow(ref r3, a3, b01, b23, b45, b67);
     }
+
+    private static void MmaRow(ref Acc8 r, Reg4 a, Reg4 b01, Reg4 b23, Reg4 b45, Reg4 b67)
+    {
+        Mma(ref r.T0, a, b01.X0, b01.X1); Mma(ref r.T1, a, b01.X2, b01.X3);
+        Mma(ref r.T2, a, b23.X0, b23.X1); Mma(ref r.T3, a, b23.X2, b23.X3);
+        Mma(ref r.T4, a, b45.X0, b45.X1); Mma(ref r.T5, a, b45.X2, b45.X3);
+        Mma(ref r.T6, a, b67.X0, b67.X1); Mma(ref r.T7, a, b67.X2, b67.X3);
+    }
+
+    /// <summary>This thread's chunks of one slice: A rows loadRow + rowStep·q (128 rows), then W rows (tileN rows).</summary>
+    private static void LoadSlice(uint shared, long aGlobal, long wGlobal, long rowStride, int rowStep, int tileN)
+    {
+        for (int r = 0; r < TileM; r += rowStep)
+            CopyAsync16(shared + (uint)(r * RowBytes), aGlobal + r * rowStride);
+        for (int r = 0; r < tileN; r += rowStep)
+            CopyAsync16(shared + (uint)(ABytes + r * RowBytes), wGlobal + r * rowStride);
+    }
+
+    /// <summary>The outputs an m16 row of eight m16n8 accumulators holds, by scalar sums.</summary>
+    private static Acc8 PortableRow(ArrayView<uint> a, ArrayView<uint> w, int k, int row, int col) => new()
+    {
+        T0 = Portable(a, w, k, row, col), T1 = Portable(a, w, k, row, col + 8), T2 = Portable(a, w, k, row, col + 16), T3 = Portable(a, w, k, row, col + 24),
+        T4 = Portable(a, w, k, row, col + 32), T5 = Portable(a, w, k, row, col + 40), T6 = Portable(a, w, k, row, col + 48), T7 = Portable(a, w, k, row, col + 56),
+    };
 
     /// <summary>The four outputs an m16n8 accumulator holds at (row, col), (row, col+1), (row+8, col), (row+8, col+1).</summary>
     private static Acc Portable(ArrayView<uint> a, ArrayView<uint> w, int k, int row, int col) => new()
@@ -138,6 +154,12 @@ public static class TensorCoreGemmPipelined
             sum += HalfBits.Low(x) * HalfBits.Low(y) + HalfBits.High(x) * HalfBits.High(y);
         }
         return sum;
+    }
+
+    private static void StoreRow(ArrayView<float> c, int n, int row, int col, Acc8 r)
+    {
+        Store(c, n, row, col, r.T0); Store(c, n, row, col + 8, r.T1); Store(c, n, row, col + 16, r.T2); Store(c, n, row, col + 24, r.T3);
+        Store(c, n, row, col + 32, r.T4); Store(c, n, row, col + 40, r.T5); Store(c, n, row, col + 48, r.T6); Store(c, n, row, col + 56, r.T7);
     }
 
     private static void Store(ArrayView<float> c, int n, int row, int col, Acc f)

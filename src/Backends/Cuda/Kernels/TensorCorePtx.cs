@@ -16,6 +16,12 @@ public struct Acc
     public float C0, C1, C2, C3;
 }
 
+/// <summary>The eight m16n8 accumulators of a 16×64 tile (an m16 row of a GEMM warp tile, 64 attention scores or 64 output dims).</summary>
+public struct Acc8
+{
+    public Acc T0, T1, T2, T3, T4, T5, T6, T7;
+}
+
 /// <summary>
 /// The PTX instructions of the tensor-core kernels, one <c>CudaAsm</c> call each (GPU only; callers guard with
 /// <c>CudaAsm.IsSupported</c>). Shared-memory operands are 32-bit <c>.shared</c> byte addresses
@@ -91,6 +97,16 @@ public static class TensorCorePtx
         CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};",
             ref d0, ref d1, ref d2, ref d3, ref ia0, ref ia1, ref ia2, ref ia3, ref ib0, ref ib1, ref ic0, ref ic1, ref ic2, ref ic3);
         c.C0 = d0.Value; c.C1 = d1.Value; c.C2 = d2.Value; c.C3 = d3.Value;
+    }
+
+    /// <summary>c += a·b on one m16n8k16 tile with fp16 accumulators (two packed registers); for the peak-rate probe.</summary>
+    public static void MmaHalfAccumulate(ref uint c0, ref uint c1, Reg4 a, uint b0, uint b1)
+    {
+        var d0 = new Output<uint>(); var d1 = new Output<uint>();
+        Input<uint> ia0 = a.X0, ia1 = a.X1, ia2 = a.X2, ia3 = a.X3, ib0 = b0, ib1 = b1, ic0 = c0, ic1 = c1;
+        CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%0,%1}, {%2,%3,%4,%5}, {%6,%7}, {%8,%9};",
+            ref d0, ref d1, ref ia0, ref ia1, ref ia2, ref ia3, ref ib0, ref ib1, ref ic0, ref ic1);
+        c0 = d0.Value; c1 = d1.Value;
     }
 
     /// <summary>Two fp32 values rounded to fp16 and packed (lo in the low half), as an mma operand register.</summary>
