@@ -29,6 +29,7 @@ public static class McApp
         root.Add(RunCommand.Create(context));
         root.Add(PerplexityCommand.Create(context));
         root.Add(QuantizeCommand.Create(context));
+        root.Add(KernelsCommand.Create(context));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
