@@ -77,6 +77,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
             }
             _weights[node] = value;
         }
+        FoldStaticWeights();
         WeightsLoaded = true;
     }
 
@@ -110,7 +111,7 @@ public sealed partial class CudaModel : ICompiledModel, IDisposable
         foreach (var node in _graph.Nodes)
         {
             if (node.Op == OpKind.Input) continue;
-            var result = node.Op == OpKind.Weight ? _weights[node] : Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings, cachedPrefixLength);
+            var result = _weights.TryGetValue(node, out var held) ? held : Compute(node, node.Inputs.Select(i => values[i]).ToArray(), bindings, cachedPrefixLength);
             Bind(node, result.Shape, bindings, Interpreter.Describe(node));
             values[node] = result;
         }
