@@ -18,7 +18,7 @@ namespace ModelCompiler.Cli;
 /// graph); <c>--batch N</c> decodes N sequences in one forward per step and counts all their tokens, and also times one
 /// sequence's decode in the same reps (tg x1) for the batch's speedup.
 /// </summary>
-internal static class BenchCommand
+internal static partial class BenchCommand
 {
     public static Command Create(CliContext cli)
     {
@@ -34,6 +34,7 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch", "-b") { Description = "sequences decoded together (paged cache): tg counts the tokens of all of them; above 1, one sequence's decode is timed in the same reps too (tg x1) and the speedup printed", DefaultValueFactory = _ => 1 };
         var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
         target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
+        var tp = CommonOptions.TensorParallel();
         var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
         var saveWeights = new Option<string?>("--save-weights")
         {
@@ -47,7 +48,7 @@ internal static class BenchCommand
         var groupSize = new Option<int?>("--group-size") { Description = "weights per scale with --quantize (default: per output channel for int8/w8a8, 64 for int4)" };
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, kernels, saveWeights, quantize, groupSize, set, config, json,
+            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, tp, kernels, saveWeights, quantize, groupSize, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -101,6 +102,21 @@ internal static class BenchCommand
                 cli.Err.WriteLine($"wrote {layout.Count} seeded random weights (seed {weightSeed}) to {savePath}");
                 return McApp.Ok;
             }
+            int ranks = parse.GetValue(tp);
+            if (ranks > 1 && !cuda) throw new McException($"--tp {ranks} runs on --target cuda or cuda-sim in mc bench");
+            if (ranks > 1 && (parse.GetValue(quantize) is not null || parse.GetValue(workload) > 0 || parse.GetValue(kernels)))
+                throw new McException($"--tp {ranks} benchmarks plain prefill and decode (no --quantize, --workload or --kernels)");
+            Func<string, float[]>? seeded = null;
+            if (cuda && !Runtime.Gguf.GgufFile.LooksLikeGguf(parse.GetValue(model)!))
+            {
+                // A large model's seeded weights take minutes one by one (7B: 6.7e9 draws): make them on every core first.
+                var made = new System.Collections.Concurrent.ConcurrentDictionary<string, float[]>(StringComparer.Ordinal);
+                Parallel.ForEach(sizes.OrderByDescending(kv => kv.Value.Shape.Aggregate(1L, (a, d) => a * d.Size)), kv => made[kv.Key] = SeededWeight(kv.Key, kv.Value, weightSeed));
+                seeded = name => made[name];
+            }
+            if (ranks > 1)
+                return ShardedCudaBench(cli, () => CommonOptions.Load(parse.GetValue(model)!, parse.GetValue(config), parse.GetValue(set)).Graph,
+                    targetName, ranks, seeded ?? (name => SeededWeight(name, sizes[name], weightSeed)), p, g, r, weightSeed, parse.GetValue(json));
             var compileClock = Stopwatch.StartNew();
             using var device = cuda ? Backends.Cuda.GpuDevice.Open(simulate: targetName == "cuda-sim") : null;
             using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device);
@@ -113,7 +129,7 @@ internal static class BenchCommand
             using var fileWeights = Runtime.Gguf.GgufFile.LooksLikeGguf(parse.GetValue(model)!) ? WeightStore.Open(parse.GetValue(model)!) : null;
             compiled.LoadWeights(name =>
             {
-                var data = quantizedWeights?.Invoke(name) ?? fileWeights?.ReadFloat32(name) ?? SeededWeight(name, sizes[name], weightSeed);
+                var data = quantizedWeights?.Invoke(name) ?? fileWeights?.ReadFloat32(name) ?? seeded?.Invoke(name) ?? SeededWeight(name, sizes[name], weightSeed);
                 parameters += data.LongLength;
                 return data;
             });

@@ -28,14 +28,14 @@ public sealed class CudaRankGroup : IDisposable
 
     public IReadOnlyList<GpuDevice> Devices => _devices;
 
-    /// <summary>NCCL's communicators (null on the simulator).</summary>
+    /// <summary>NCCL's communicators (null on the simulator and for one rank).</summary>
     public NcclGroup? Nccl { get; }
 
     public bool IsSimulated => _devices[0].IsSimulated;
 
-    public string Description => IsSimulated
-        ? $"{Ranks} × {_devices[0].Description}, in-process communicator"
-        : $"{Ranks} × {_devices[0].Description}, NCCL {NcclVersion(Nccl!.Library.Version)} ({Nccl.Library.Path})";
+    public string Description => Nccl is null
+        ? $"{Ranks} × {_devices[0].Description}{(Ranks > 1 ? ", in-process communicator" : "")}"
+        : $"{Ranks} × {_devices[0].Description}, NCCL {NcclVersion(Nccl.Library.Version)} ({Nccl.Library.Path})";
 
     private static string NcclVersion(int code) => code >= 10000 ? $"{code / 10000}.{code / 100 % 100}.{code % 100}" : $"{code / 1000}.{code / 100 % 10}.{code % 100}";
 
@@ -45,7 +45,7 @@ public sealed class CudaRankGroup : IDisposable
         var devices = GpuDevice.OpenGroup(ranks, simulate);
         try
         {
-            return new CudaRankGroup(devices, simulate ? null : new NcclGroup(NcclLibrary.Shared, devices));
+            return new CudaRankGroup(devices, simulate || ranks == 1 ? null : new NcclGroup(NcclLibrary.Shared, devices));
         }
         catch
         {
@@ -176,6 +176,9 @@ public sealed class CudaShardedModel : IDisposable
 
     public IReadOnlyList<CudaModel> Ranks => _models;
 
+    /// <summary>Each rank's program, after the pipeline.</summary>
+    public IReadOnlyList<Graph> Graphs => _graphs;
+
     /// <summary>One forward on every rank; rank 0's outputs (all ranks hold the same).</summary>
     public IReadOnlyDictionary<string, HostTensor> Run(IReadOnlyDictionary<string, HostTensor> inputs, long? cachedPrefixLength = null) =>
         _group.Run((rank, comm) =>
@@ -214,5 +217,88 @@ public sealed class CudaShardedModel : IDisposable
             _group.Devices[r].RestoreContext();
             _models[r].Dispose();
         }
+    }
+}
+
+/// <summary>
+/// <see cref="ITokenStepper"/> over a <see cref="CudaShardedModel"/> made with <see cref="CudaBackend.CachedPipeline"/>
+/// (<c>mc run --target cuda|cuda-sim [--tp N]</c>): each rank keeps its KV cache (its heads) on its device, presents fed
+/// back as pasts without copies; every <see cref="Append"/> runs all ranks at once and returns rank 0's last logits row.
+/// </summary>
+public sealed class CudaShardedStepper : Runtime.Generation.ITokenStepper, IDisposable
+{
+    private readonly CudaShardedModel _model;
+    private readonly string _generated;
+    private readonly List<(string Name, TensorType Type)> _pasts;
+    private readonly Dictionary<string, DeviceValue>?[] _cache;
+
+    public CudaShardedStepper(CudaShardedModel model, Graph cachedGraph, long? contextLength)
+    {
+        _model = model;
+        ContextLength = contextLength;
+        _generated = KvCacheRewrite.GeneratedInput(cachedGraph)?.Attrs.Str("name") ?? throw new McException($"graph {cachedGraph.Name} has no input_ids");
+        _pasts = cachedGraph.Inputs.Where(i => i.Attrs.Str("name").StartsWith("past.", StringComparison.Ordinal))
+            .Select(i => (i.Attrs.Str("name"), i.Type)).ToList();
+        if (_pasts.Count == 0) throw new McException($"graph {cachedGraph.Name} has no KV cache (run the kv-cache pass first)");
+        _cache = new Dictionary<string, DeviceValue>?[model.Ranks.Count];
+    }
+
+    public int Position { get; private set; }
+
+    public long? ContextLength { get; }
+
+    public void Reset()
+    {
+        _model.Group.Run((rank, _) => { Drop(rank); return 0; });
+        Position = 0;
+    }
+
+    public float[] Append(ReadOnlySpan<int> tokens)
+    {
+        var feed = Array.ConvertAll(tokens.ToArray(), t => (long)t);
+        var rows = _model.Group.Run((rank, comm) =>
+        {
+            var model = _model.Ranks[rank];
+            model.Communicator = comm;
+            var past = _cache[rank] ??= _pasts.ToDictionary(p => p.Name, p =>
+            {
+                var empty = model.Upload(HostTensor.FromFloats(p.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], p.Type.DType));
+                model.Keep(empty);
+                return empty;
+            }, StringComparer.Ordinal);
+            var inputs = new Dictionary<string, DeviceValue>(past, StringComparer.Ordinal) { [_generated] = new DeviceValue(DType.I64, [1, feed.Length], feed) };
+            var outputs = model.RunDevice(inputs);
+            float[]? row = null;
+            if (rank == 0)
+            {
+                var logits = model.Download(outputs["logits"]).Floats!;
+                long vocab = outputs["logits"].Shape[^1];
+                row = logits.AsSpan((int)(logits.Length - vocab), (int)vocab).ToArray();
+            }
+            foreach (var key in past.Keys.ToList())
+            {
+                model.Release(past[key]);
+                var present = outputs["present" + key["past".Length..]];
+                model.Keep(present);
+                past[key] = present;
+            }
+            model.ReleaseAll();
+            return row;
+        });
+        Position += feed.Length;
+        return rows[0]!;
+    }
+
+    private void Drop(int rank)
+    {
+        if (_cache[rank] is not { } past) return;
+        foreach (var value in past.Values) _model.Ranks[rank].Release(value);
+        _cache[rank] = null;
+    }
+
+    public void Dispose()
+    {
+        _model.Dispose();
+        _model.Group.Dispose();
     }
 }

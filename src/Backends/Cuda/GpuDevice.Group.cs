@@ -16,7 +16,6 @@ namespace ModelCompiler.Backends.Cuda;
 /// </summary>
 public sealed partial class GpuDevice
 {
-    private bool _ownsContext = true;
     private bool _primary;
 
     /// <summary>The device's CUDA ordinal (0 on the simulator).</summary>
@@ -27,8 +26,7 @@ public sealed partial class GpuDevice
 
     /// <summary>
     /// <paramref name="count"/> devices: GPUs 0..count-1 (each in its primary context, ready for NCCL), or, simulated,
-    /// one CPU accelerator each. A one-line error when fewer GPUs exist. Dispose them last to first (device 0 owns the
-    /// ILGPU context they share).
+    /// one CPU accelerator each. A one-line error when fewer GPUs exist. Dispose them last to first.
     /// </summary>
     public static IReadOnlyList<GpuDevice> OpenGroup(int count, bool simulate)
     {
@@ -41,18 +39,15 @@ public sealed partial class GpuDevice
                 for (int r = 0; r < count; r++) devices.Add(Open(simulate: true));
                 return devices;
             }
-            Context context;
-            try { context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2)); }
-            catch (Exception e) when (e is not McException) { throw new McException($"{NoGpu} ({e.GetType().Name}: {e.Message.Split('\n')[0]})"); }
-            int found = context.GetCudaDevices().Count;
-            if (found < count)
-            {
-                context.Dispose();
-                throw new McException(found == 0 ? NoGpu : $"--tp {count} needs {count} CUDA GPUs, one per rank; this machine has {found}");
-            }
+            int found = CountGpus();
+            if (found < count) throw new McException(found == 0 ? NoGpu : $"--tp {count} needs {count} CUDA GPUs, one per rank; this machine has {found}");
             for (int r = 0; r < count; r++)
             {
-                var device = new GpuDevice(context, context.CreateCudaAccelerator(r), simulated: false) { _ownsContext = r == 0, Ordinal = r };
+                // A context per GPU: ranks load kernels on their own threads, and ILGPU contexts then share no state.
+                var context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2));
+                GpuDevice device;
+                try { device = new GpuDevice(context, context.CreateCudaAccelerator(r), simulated: false) { Ordinal = r }; }
+                catch { context.Dispose(); throw; }
                 devices.Add(device);
                 device.UsePrimaryContext();
             }
@@ -63,6 +58,19 @@ public sealed partial class GpuDevice
         {
             for (int r = devices.Count - 1; r >= 0; r--) devices[r].Dispose();
             throw;
+        }
+    }
+
+    private static int CountGpus()
+    {
+        try
+        {
+            using var context = Context.Create(b => b.Cuda());
+            return context.GetCudaDevices().Count;
+        }
+        catch (Exception e) when (e is not McException)
+        {
+            throw new McException($"{NoGpu} ({e.GetType().Name}: {e.Message.Split('\n')[0]})");
         }
     }
 

@@ -97,10 +97,11 @@ public sealed partial class GpuDevice : IDisposable
 
     public void Dispose()
     {
+        if (_primary) RestoreContext();
         foreach (var k in _kernels.Values) k.Dispose();
         ReleasePrimaryContext();
         Accelerator.Dispose();
-        if (_ownsContext) Context.Dispose();
+        Context.Dispose();
     }
 
     /// <summary>
