@@ -3,7 +3,7 @@
 # scripts: --tp 2 against one GPU on every oracle, then a LLaMA-7B-shaped model (seeded random fp32 weights) at TP 1
 # and TP 2 with NCCL's own all-reduce measured in the same process. Results under $OUT.
 set -o pipefail
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1 NCCL_DEBUG=WARN MC_DEBUG=1 MC_HAS_GPU=1
 CARRY=${CARRY:-.gpu-tp}
 date -u | tee $OUT/device.txt
 nvidia-smi -L | tee -a $OUT/device.txt

@@ -61,7 +61,7 @@ internal static partial class BenchCommand
             cli.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
             {
                 ["model"] = graph.Name,
-                ["parameters"] = parameters / ranks,   // every rank reads the whole weights once; each keeps 1/N of the sliced ones
+                ["parameters"] = parameters,   // the whole model's (each rank keeps 1/N of the sharded weights)
                 ["prompt"] = p,
                 ["gen"] = g,
                 ["reps"] = reps,

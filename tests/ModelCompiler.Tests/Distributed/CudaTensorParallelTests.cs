@@ -80,6 +80,24 @@ public sealed class CudaTensorParallelTests(ITestOutputHelper output)
         return new CudaShardedStepper(model, model.Graphs[0], contextLength: null);
     }
 
+    /// <summary>mc bench's sharded run: its JSON contract, and the collectives the pass put in (2 per layer + the embedding's).</summary>
+    [Fact]
+    public void Bench_over_two_simulated_gpus_reports_rates_and_collectives()
+    {
+        var r = CliRunner.Run("bench", CliRunner.Example("llama.arch"), "--set", "dim=32", "n_layers=2", "n_heads=4", "n_kv_heads=2", "ffn_dim=64", "vocab=64",
+            "--prompt", "4", "--gen", "2", "--reps", "1", "--target", "cuda-sim", "--tp", "2", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        using var json = System.Text.Json.JsonDocument.Parse(r.Out.Trim().Split('\n')[^1]);
+        var root = json.RootElement;
+        Assert.Equal(2, root.GetProperty("tp").GetInt32());
+        Assert.Equal(5, root.GetProperty("all_reduces_per_token").GetInt32());
+        Assert.Equal(1, root.GetProperty("all_gathers_per_token").GetInt32());
+        Assert.Equal(32 * sizeof(float), root.GetProperty("all_reduce_bytes").GetInt32());
+        Assert.True(root.GetProperty("pp_tokens_per_s").GetDouble() > 0);
+        Assert.True(root.GetProperty("ms_per_token").GetDouble() > 0);
+        Assert.Equal(0, root.GetProperty("nccl_all_reduce").GetArrayLength());   // NCCL is measured on GPUs only
+    }
+
     [Fact]
     public void A_missing_nccl_is_a_one_line_error_naming_what_to_install()
     {
