@@ -11,10 +11,10 @@ internal static partial class BenchCommand
 {
     /// <summary>
     /// <c>mc bench --target cuda|cuda-sim --tp N</c>: the model sharded over N devices (one rank per GPU, NCCL between
-    /// them), then per rep one prefill and <paramref name="g"/> greedy decode steps on every rank in lockstep, timed on
-    /// rank 0 as the single-device bench times them. On GPUs it also measures NCCL's own all-reduce in the same run (one
-    /// thread, ncclGroupStart/End, float32) at the decode step's size and larger, and estimates the all-reduce time per
-    /// token as (all-reduces per forward) × (NCCL's time for one of the hidden size).
+    /// them), then per rep a prefill of <paramref name="p"/> tokens and <paramref name="g"/> greedy tokens from an empty
+    /// cache (as the single-device bench), every rank in lockstep, timed on rank 0. On GPUs it also measures NCCL's own
+    /// all-reduce in the same run (one thread, ncclGroupStart/End, float32) at the decode step's size and larger, and
+    /// estimates the all-reduce time per token as (all-reduces per forward) × (NCCL's time for one of the hidden size).
     /// </summary>
     private static int ShardedCudaBench(CliContext cli, Func<Graph> elaborate, string target, int ranks, Func<string, float[]> weights,
         int p, int g, int reps, int seed, bool json)
@@ -39,14 +39,17 @@ internal static partial class BenchCommand
         var random = new Random(seed);
         var ppRates = new List<double>();
         var tgRates = new List<double>();
+        // As the single-device bench measures: each test on a fresh cache (pp: one prefill of p tokens; tg: g tokens from empty).
+        long[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => random.NextInt64(vocab)).ToArray();
         for (int rep = -1; rep < reps; rep++)
         {
-            var ids = Enumerable.Range(0, p).Select(_ => random.NextInt64(vocab)).ToArray();
             var steps = new List<TimeSpan>();
-            model.Generate(ids, (rep < 0 ? Math.Min(g, 4) : g) + 1, [], stepTime: (_, t) => steps.Add(t));
-            if (rep < 0) continue;
-            ppRates.Add(p / steps[0].TotalSeconds);
-            if (g > 0) tgRates.Add(g / steps.Skip(1).Sum(t => t.TotalSeconds));
+            model.Generate(RandomIds(p), 1, [], stepTime: (_, t) => steps.Add(t));
+            if (rep >= 0) ppRates.Add(p / steps[0].TotalSeconds);
+            if (g == 0) continue;
+            steps.Clear();
+            model.Generate(RandomIds(1), rep < 0 ? Math.Min(g, 4) : g, [], stepTime: (_, t) => steps.Add(t));
+            if (rep >= 0) tgRates.Add(g / steps.Sum(t => t.TotalSeconds));
         }
 
         // NCCL's own all-reduce, same process and GPUs: the decode step's size, the prefill's, and sizes for bandwidth.

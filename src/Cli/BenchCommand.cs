@@ -12,9 +12,11 @@ namespace ModelCompiler.Cli;
 
 /// <summary>
 /// <c>mc bench model [--set ...] --prompt P --gen G [--reps R] [--json]</c>: the model compiled for the CPU with the fusion
-/// and kv-cache pipelines and seeded random weights (no checkpoint), then per rep one prefill of P tokens and G cached
-/// decode steps; prints prompt tokens/s (pp) and generated tokens/s (tg) as medians over the reps with their spread,
-/// like llama.cpp's llama-bench. The KV cache is paged by default (<c>--cache contiguous</c>: the older presents-as-pasts
+/// and kv-cache pipelines and seeded random weights (no checkpoint), then per rep two tests defined as llama.cpp's
+/// llama-bench defines them: pp, one prefill of P tokens, and tg, G one-token decode steps through the KV cache, each
+/// test on a fresh cache holding <c>--depth D</c> tokens first (default 0, as llama-bench's pp512/tg128; its later
+/// <c>-d</c> option). Prints prompt tokens/s (pp) and generated tokens/s (tg) as medians over the reps with their spread.
+/// The KV cache is paged by default (<c>--cache contiguous</c>: the older presents-as-pasts
 /// graph); <c>--batch N</c> decodes N sequences in one forward per step and counts all their tokens, and also times one
 /// sequence's decode in the same reps (tg x1) for the batch's speedup.
 /// </summary>
@@ -25,6 +27,7 @@ internal static partial class BenchCommand
         var model = CommonOptions.Model();
         var prompt = new Option<int>("--prompt", "-p") { Description = "prompt tokens of the prefill (pp)", DefaultValueFactory = _ => 512 };
         var gen = new Option<int>("--gen", "-n") { Description = "tokens generated one at a time through the KV cache (tg)", DefaultValueFactory = _ => 128 };
+        var depth = new Option<int>("--depth", "-d") { Description = "tokens already in the KV cache when each test starts (llama-bench's -d): 0 measures pp and tg on an empty cache, as llama-bench's pp512/tg128 do", DefaultValueFactory = _ => 0 };
         var reps = new Option<int>("--reps", "-r") { Description = "repetitions (medians are reported)", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads", "-t") { Description = "cap on the threads the kernels use (0: one per core)", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "seed of the random weights and prompt", DefaultValueFactory = _ => 0 };
@@ -48,7 +51,7 @@ internal static partial class BenchCommand
         var groupSize = new Option<int?>("--group-size") { Description = "weights per scale with --quantize (default: per output channel for int8/w8a8, 64 for int4)" };
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, reps, threads, seed, cache, batch, workload, target, tp, kernels, saveWeights, quantize, groupSize, set, config, json,
+            model, prompt, gen, depth, reps, threads, seed, cache, batch, workload, target, tp, kernels, saveWeights, quantize, groupSize, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -56,6 +59,9 @@ internal static partial class BenchCommand
             if (p < 1) throw new McException($"--prompt {p}: expected at least 1 token");
             if (g < 0) throw new McException($"--gen {g}: expected a number of tokens >= 0");
             if (r < 1) throw new McException($"--reps {r}: expected at least 1");
+            int d = parse.GetValue(depth);
+            if (d < 0) throw new McException($"--depth {d}: expected a number of tokens >= 0");
+            if (d > 0 && parse.GetValue(target) != "cpu") throw new McException("--depth runs on the cpu target (the cuda decoder has no chunked prefill yet)");
             int t = parse.GetValue(threads);
             if (t < 0) throw new McException($"--threads {t}: expected a number >= 0");
             int threadCount = t == 0 ? Environment.ProcessorCount : t;
@@ -155,9 +161,9 @@ internal static partial class BenchCommand
             if (cudaModel is not null)
                 launchesPerToken = CudaRates(graph, cudaModel, p, g, r, vocab, random, ppRates, tgRates);
             else if (paged)
-                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, r, b, vocab, random, ppRates, tgRates, b > 1 && g > 0 ? singleRates : null, profile);
+                PagedRates((Runtime.Paged.IPagedCompiledModel)compiled, p, g, d, r, b, vocab, random, ppRates, tgRates, b > 1 && g > 0 ? singleRates : null, profile);
             else
-                ContiguousRates(graph, compiled, p, g, r, vocab, random, ppRates, tgRates, profile);
+                ContiguousRates(graph, compiled, p, g, d, r, vocab, random, ppRates, tgRates, profile);
             profile.Phase = null;
             // Per kernel kind and phase: time summed over the counted reps, and its share of the phase's wall time
             // (the rest is the generated code between kernels, buffer management, and for tg the decode loop itself).
@@ -181,6 +187,7 @@ internal static partial class BenchCommand
                     ["parameters"] = parameters,
                     ["prompt"] = p,
                     ["gen"] = g,
+                    ["depth"] = d,
                     ["reps"] = r,
                     ["threads"] = threadCount,
                     ["cache"] = cuda ? "device" : paged ? "paged" : "contiguous",
@@ -211,11 +218,12 @@ internal static partial class BenchCommand
             else
             {
                 string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
-                string tgName = b > 1 ? $"tg{g} x{b}" : $"tg{g}";
+                string At = d > 0 ? $" @ d{d}" : "";
+                string tgName = (b > 1 ? $"tg{g} x{b}" : $"tg{g}") + At;
                 cli.Out.WriteLine($"| model | params | threads | test | t/s |");
                 cli.Out.WriteLine($"| --- | ---: | ---: | ---: | ---: |");
-                cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p} | {F(pp)} ± {F(Spread(ppRates))} |");
-                if (singleRates.Count > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} x1 | {F(Median(singleRates))} ± {F(Spread(singleRates))} |");
+                cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | pp{p}{At} | {F(pp)} ± {F(Spread(ppRates))} |");
+                if (singleRates.Count > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | tg{g} x1{At} | {F(Median(singleRates))} ± {F(Spread(singleRates))} |");
                 if (g > 0) cli.Out.WriteLine($"| {graph.Name} | {parameters / 1e6:F1} M | {threadCount} | {tgName} | {F(tg)} ± {F(Spread(tgRates))} |");
                 if (singleRates.Count > 0) cli.Out.WriteLine($"(batched decode: {b} sequences give {F(tg / Median(singleRates))}x the tokens/s of one, from the same reps)");
                 cli.Out.WriteLine($"(medians of {r} reps after a warm-up, ± half the range; random weights, seed {parse.GetValue(seed)}; {(paged ? "paged" : "contiguous")} KV cache{(b > 1 ? $", {b} sequences per decode step" : "")}; compiled in {compileSeconds:F1} s; GEMM {Runtime.Kernels.Gemm.BestIsa})");
@@ -234,72 +242,95 @@ internal static partial class BenchCommand
     }
 
     /// <summary>
-    /// Per rep: <paramref name="batch"/> prompts of <paramref name="p"/> tokens prefilled one by one (pp: the first one's rate),
-    /// then <paramref name="g"/> steps that each decode one token of every sequence in one forward (tg: all their tokens);
-    /// with <paramref name="singleRates"/>, then the same decode of one sequence alone (its tokens/s, for the batch's speedup).
+    /// Per rep, each test on fresh sequences that first hold <paramref name="depth"/> untimed tokens: pp, one prefill of
+    /// <paramref name="p"/> tokens; tg, <paramref name="g"/> steps that each decode one token of every one of
+    /// <paramref name="batch"/> sequences in one forward (all their tokens count); with <paramref name="singleRates"/>,
+    /// then the same decode of one sequence alone (its tokens/s, for the batch's speedup).
     /// </summary>
-    private static void PagedRates(Runtime.Paged.IPagedCompiledModel model, int p, int g, int reps, int batch, long vocab, Random random,
+    private static void PagedRates(Runtime.Paged.IPagedCompiledModel model, int p, int g, int depth, int reps, int batch, long vocab, Random random,
         List<double> ppRates, List<double> tgRates, List<double>? singleRates, Runtime.Kernels.KernelProfiler.Profile profile)
     {
-        var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, (batch + 1) * (p + g + 16)),
-            maxTokensPerStep: Math.Max(p, batch), maxSequencesPerStep: batch);
+        var engine = new Runtime.Paged.PagedEngine(model, Runtime.Paged.PagedEngine.PoolFor(model, (batch + 1) * (depth + Math.Max(p, g) + 16)),
+            maxTokensPerStep: Math.Max(Math.Max(p, depth), batch), maxSequencesPerStep: batch);
         var logits = new float[batch * vocab];
+        long[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => random.NextInt64(vocab)).ToArray();
+        // Sequences holding `depth` random tokens, their last logits in `logits` (an empty one gets a random first token).
+        Runtime.Paged.KvSequence[] Fresh(int count, int room)
+        {
+            var sequences = Enumerable.Range(0, count).Select(_ => engine.Pool.CreateSequence(depth + room + 1)).ToArray();
+            for (int s = 0; s < count && depth > 0; s++)
+                engine.Step(sequences.AsSpan(s, 1), [RandomIds(depth)], logits.AsSpan(s * (int)vocab));
+            return sequences;
+        }
+        // One token per sequence and step, each the argmax of its last logits (a random one on an empty cache).
+        void Decode(Runtime.Paged.KvSequence[] sequences, int steps)
+        {
+            var feeds = sequences.Select(_ => (ReadOnlyMemory<long>)new long[1]).ToList();
+            for (int step = 0; step < steps; step++)
+            {
+                for (int s = 0; s < sequences.Length; s++)
+                    feeds[s] = new[] { step == 0 && depth == 0 ? random.NextInt64(vocab) : GreedyDecoder.ArgMax(logits.AsSpan(s * (int)vocab, (int)vocab), []) };
+                engine.Step(sequences, feeds, logits);
+            }
+        }
+        static void Dispose(Runtime.Paged.KvSequence[] sequences) { foreach (var s in sequences) s.Dispose(); }
         for (int rep = -1; rep < reps; rep++)
         {
             bool warmUp = rep < 0;
-            var sequences = Enumerable.Range(0, batch).Select(_ => engine.Pool.CreateSequence(p + g + 1)).ToArray();
+            var prompt = Fresh(1, p);
             try
             {
-                for (int s = 0; s < batch; s++)
-                {
-                    var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
-                    profile.Phase = !warmUp && s == 0 ? "pp" : null;
-                    var clock = Stopwatch.StartNew();
-                    engine.Step(sequences.AsSpan(s, 1), [ids], logits.AsSpan(s * (int)vocab));
-                    if (!warmUp && s == 0) ppRates.Add(p / clock.Elapsed.TotalSeconds);
-                }
-                if (g == 0) continue;
-                var feeds = Enumerable.Range(0, batch).Select(_ => (ReadOnlyMemory<long>)new long[1]).ToList();
+                var ids = RandomIds(p);
+                profile.Phase = warmUp ? null : "pp";
+                var clock = Stopwatch.StartNew();
+                engine.Step(prompt, [ids], logits);
+                if (!warmUp) ppRates.Add(p / clock.Elapsed.TotalSeconds);
+            }
+            finally { profile.Phase = null; Dispose(prompt); }
+            if (g == 0) continue;
+            int steps = warmUp ? Math.Min(g, 4) : g;
+            var sequences = Fresh(batch, g);
+            try
+            {
                 profile.Phase = warmUp ? null : "tg";
                 var tgClock = Stopwatch.StartNew();
-                int steps = warmUp ? Math.Min(g, 4) : g;
-                for (int step = 0; step < steps; step++)
-                {
-                    for (int s = 0; s < batch; s++)
-                        feeds[s] = new[] { GreedyDecoder.ArgMax(logits.AsSpan(s * (int)vocab, (int)vocab), []) };
-                    engine.Step(sequences, feeds, logits);
-                }
+                Decode(sequences, steps);
                 if (!warmUp) tgRates.Add((double)batch * g / tgClock.Elapsed.TotalSeconds);
-                if (singleRates is null) continue;
-                // The same decode with one sequence, in the same rep, so both rates see the same machine.
-                using var single = engine.Pool.CreateSequence(p + g + 1);
-                var one = new[] { single };
-                profile.Phase = null;
-                engine.Step(one, [Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray()], logits);
+            }
+            finally { profile.Phase = null; Dispose(sequences); }
+            if (singleRates is null) continue;
+            // The same decode with one sequence, in the same rep, so both rates see the same machine.
+            var one = Fresh(1, g);
+            try
+            {
                 var singleClock = Stopwatch.StartNew();
-                for (int step = 0; step < steps; step++)
-                    engine.Step(one, [new[] { GreedyDecoder.ArgMax(logits.AsSpan(0, (int)vocab), []) }], logits);
+                Decode(one, steps);
                 if (!warmUp) singleRates.Add(g / singleClock.Elapsed.TotalSeconds);
             }
-            finally { foreach (var s in sequences) s.Dispose(); }
+            finally { Dispose(one); }
         }
     }
 
-    /// <summary>Per rep on the GPU: one prefill, then <paramref name="g"/> device-side greedy steps; returns the launches of the last step.</summary>
+    /// <summary>
+    /// Per rep on the GPU, each test from an empty cache: pp, one prefill of <paramref name="p"/> tokens; tg,
+    /// <paramref name="g"/> one-token device-side greedy steps (the first starts the cache). Returns the launches of the last step.
+    /// </summary>
     private static int CudaRates(Graph graph, Backends.Cuda.CudaModel model, int p, int g, int r, long vocab, Random random,
         List<double> ppRates, List<double> tgRates)
     {
         var decoder = new Backends.Cuda.CudaCachedDecoder(graph, model);
         int launches = 0;
+        long[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => random.NextInt64(vocab)).ToArray();
         for (int rep = -1; rep < r; rep++)
         {
-            var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
             var steps = new List<TimeSpan>();
-            decoder.Generate(ids, (rep < 0 ? Math.Min(g, 4) : g) + 1, [], stepTime: (_, t) => steps.Add(t));
+            decoder.Generate(RandomIds(p), 1, [], stepTime: (_, t) => steps.Add(t));
+            if (rep >= 0) ppRates.Add(p / steps[0].TotalSeconds);
+            if (g == 0) continue;
+            steps.Clear();
+            decoder.Generate(RandomIds(1), rep < 0 ? Math.Min(g, 4) : g, [], stepTime: (_, t) => steps.Add(t));
             launches = decoder.LastStepLaunches;
-            if (rep < 0) continue;
-            ppRates.Add(p / steps[0].TotalSeconds);
-            if (g > 0) tgRates.Add(g / steps.Skip(1).Sum(t => t.TotalSeconds));
+            if (rep >= 0) tgRates.Add(g / steps.Sum(t => t.TotalSeconds));
         }
         return launches;
     }
@@ -344,46 +375,70 @@ internal static partial class BenchCommand
                 $"({(prompted + generated) / seconds:F1} tokens/s); KV pool waste {wasted:P2} of allocated slots (blocks of {engine.Pool.BlockSize})"));
     }
 
-    /// <summary>Per rep: one prefill of <paramref name="p"/> tokens, then <paramref name="g"/> steps feeding the presents back as pasts.</summary>
-    private static void ContiguousRates(Graph graph, ICompiledModel compiled, int p, int g, int r, long vocab, Random random,
+    /// <summary>
+    /// Per rep, each test from an empty cache that first takes <paramref name="depth"/> untimed tokens: pp, one prefill of
+    /// <paramref name="p"/> tokens; tg, <paramref name="g"/> one-token steps feeding the presents back as pasts.
+    /// </summary>
+    private static void ContiguousRates(Graph graph, ICompiledModel compiled, int p, int g, int depth, int r, long vocab, Random random,
         List<double> ppRates, List<double> tgRates, Runtime.Kernels.KernelProfiler.Profile profile)
     {
+        var input = KvCacheRewrite.GeneratedInput(graph) ?? throw new McException($"{graph.Name}: no input_ids to feed");
+        var pasts = graph.Inputs.Where(i => i.Attrs.Str("name").StartsWith("past.", StringComparison.Ordinal)).ToList();
+        if (pasts.Count == 0) throw new McException($"{graph.Name}: the kv-cache pass found nothing to cache");
+        var others = graph.Inputs.Where(i => i != input && !pasts.Contains(i)).Select(i => i.Attrs.Str("name")).ToList();
+        if (others.Count > 0) throw new McException($"mc bench feeds only input_ids and the KV cache; {graph.Name} also takes {string.Join(", ", others)}");
+        var inputName = input.Attrs.Str("name");
+        long[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => random.NextInt64(vocab)).ToArray();
+        // Feeds with an empty cache, or with one holding `depth` random tokens (then `results` holds that run's outputs).
+        Dictionary<string, HostTensor> Fresh(out IReadOnlyDictionary<string, HostTensor>? results)
         {
-            var input = KvCacheRewrite.GeneratedInput(graph) ?? throw new McException($"{graph.Name}: no input_ids to feed");
-            var pasts = graph.Inputs.Where(i => i.Attrs.Str("name").StartsWith("past.", StringComparison.Ordinal)).ToList();
-            if (pasts.Count == 0) throw new McException($"{graph.Name}: the kv-cache pass found nothing to cache");
-            var others = graph.Inputs.Where(i => i != input && !pasts.Contains(i)).Select(i => i.Attrs.Str("name")).ToList();
-            if (others.Count > 0) throw new McException($"mc bench feeds only input_ids and the KV cache; {graph.Name} also takes {string.Join(", ", others)}");
-            var inputName = input.Attrs.Str("name");
-            // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
-            for (int rep = -1; rep < r; rep++)
+            var feeds = pasts.ToDictionary(x => x.Attrs.Str("name"), x => HostTensor.FromFloats(
+                x.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], x.Type.DType), StringComparer.Ordinal);
+            results = null;
+            if (depth == 0) return feeds;
+            feeds[inputName] = HostTensor.FromInts([1, depth], RandomIds(depth));
+            results = compiled.Run(feeds);
+            FeedBack(feeds, results);
+            return feeds;
+        }
+        void FeedBack(Dictionary<string, HostTensor> feeds, IReadOnlyDictionary<string, HostTensor> results)
+        {
+            foreach (var x in pasts)
             {
-                bool warmUp = rep < 0;
-                var ids = Enumerable.Range(0, p).Select(_ => (long)random.NextInt64(vocab)).ToArray();
-                var feeds = pasts.ToDictionary(x => x.Attrs.Str("name"), x => HostTensor.FromFloats(
-                    x.Type.Shape.Select((d, i) => i == 0 ? 1 : i == 1 ? 0 : d.Size).ToArray(), [], x.Type.DType), StringComparer.Ordinal);
-                feeds[inputName] = HostTensor.FromInts([1, p], ids);
-                profile.Phase = warmUp ? null : "pp";
-                var clock = Stopwatch.StartNew();
-                var results = compiled.Run(feeds);
-                if (!warmUp) ppRates.Add(p / clock.Elapsed.TotalSeconds);
-                if (g == 0) continue;
-                profile.Phase = warmUp ? null : "tg";
-                clock.Restart();
-                for (int step = 0; step < (warmUp ? Math.Min(g, 4) : g); step++)
+                var name = x.Attrs.Str("name");
+                feeds[name] = results["present" + name["past".Length..]];
+            }
+        }
+        // Rep -1 is a warm-up (JIT, pools, page faults), as llama-bench does; it is not counted.
+        for (int rep = -1; rep < r; rep++)
+        {
+            bool warmUp = rep < 0;
+            var feeds = Fresh(out _);
+            feeds[inputName] = HostTensor.FromInts([1, p], RandomIds(p));
+            profile.Phase = warmUp ? null : "pp";
+            var clock = Stopwatch.StartNew();
+            compiled.Run(feeds);
+            if (!warmUp) ppRates.Add(p / clock.Elapsed.TotalSeconds);
+            profile.Phase = null;
+            if (g == 0) continue;
+            feeds = Fresh(out var results);
+            profile.Phase = warmUp ? null : "tg";
+            clock.Restart();
+            for (int step = 0; step < (warmUp ? Math.Min(g, 4) : g); step++)
+            {
+                long next;
+                if (results is null) next = random.NextInt64(vocab);
+                else
                 {
                     var logits = results["logits"].Floats!;
-                    long next = GreedyDecoder.ArgMax(logits.AsSpan((int)(logits.Length - vocab)), []);
-                    foreach (var x in pasts)
-                    {
-                        var name = x.Attrs.Str("name");
-                        feeds[name] = results["present" + name["past".Length..]];
-                    }
-                    feeds[inputName] = HostTensor.FromInts([1, 1], [next]);
-                    results = compiled.Run(feeds);
+                    next = GreedyDecoder.ArgMax(logits.AsSpan((int)(logits.Length - vocab)), []);
+                    FeedBack(feeds, results);
                 }
-                if (!warmUp) tgRates.Add(g / clock.Elapsed.TotalSeconds);
+                feeds[inputName] = HostTensor.FromInts([1, 1], [next]);
+                results = compiled.Run(feeds);
             }
+            if (!warmUp) tgRates.Add(g / clock.Elapsed.TotalSeconds);
+            profile.Phase = null;
         }
     }
 

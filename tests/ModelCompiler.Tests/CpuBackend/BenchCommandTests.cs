@@ -43,6 +43,30 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void DepthFillsTheCacheBeforeEachTestAsLlamaBenchDoes()
+    {
+        // Both caches: the tests run at the given depth and say so; without one they start empty (llama-bench's pp/tg).
+        foreach (var cache in new[] { "paged", "contiguous" })
+        {
+            var r = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "4", "--gen", "3", "--depth", "5", "--reps", "1", "--cache", cache, "--json"]);
+            Assert.Equal(0, r.ExitCode);
+            using var json = JsonDocument.Parse(r.Out);
+            Assert.Equal(5, json.RootElement.GetProperty("depth").GetInt32());
+            Assert.True(json.RootElement.GetProperty("tg_tokens_per_s").GetDouble() > 0);
+            // The decode steps are the tg phase's attention calls: one per layer and step, none from the depth's prefill.
+            var tg = json.RootElement.GetProperty("kernels").EnumerateArray().Where(k => k.GetProperty("phase").GetString() == "tg").ToList();
+            Assert.Contains(tg, k => k.GetProperty("kernel").GetString()!.Contains("attention", StringComparison.Ordinal) && k.GetProperty("calls").GetInt64() == 3);
+        }
+        var text = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--prompt", "4", "--gen", "2", "--depth", "3", "--reps", "1"]);
+        Assert.Equal(0, text.ExitCode);
+        Assert.Contains("| pp4 @ d3 |", text.Out);
+        Assert.Contains("| tg2 @ d3 |", text.Out);
+        var negative = CliRunner.Run(["bench", CliRunner.Example("llama.arch"), .. Tiny, "--depth", "-1"]);
+        Assert.Equal(1, negative.ExitCode);
+        Assert.Contains("--depth -1", negative.Err);
+    }
+
+    [Fact]
     public void SavedWeightsAreTheSeededOnesEveryTime()
     {
         string a = CliRunner.TempFile("a.safetensors"), b = CliRunner.TempFile("b.safetensors"), c = CliRunner.TempFile("c.safetensors");
