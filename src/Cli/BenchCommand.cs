@@ -115,10 +115,15 @@ internal static partial class BenchCommand
             Func<string, float[]>? seeded = null;
             if (cuda && !Runtime.Gguf.GgufFile.LooksLikeGguf(parse.GetValue(model)!))
             {
-                // A large model's seeded weights take minutes one by one (7B: 6.7e9 draws): make them on every core first.
-                var made = new System.Collections.Concurrent.ConcurrentDictionary<string, float[]>(StringComparer.Ordinal);
-                Parallel.ForEach(sizes.OrderByDescending(kv => kv.Value.Shape.Aggregate(1L, (a, d) => a * d.Size)), kv => made[kv.Key] = SeededWeight(kv.Key, kv.Value, weightSeed));
-                seeded = name => made[name];
+                // A large model's seeded weights take minutes one by one (7B: 6.7e9 draws): at the first weight the device
+                // asks for (so after a missing GPU was reported), make them all on every core.
+                var made = new Lazy<System.Collections.Concurrent.ConcurrentDictionary<string, float[]>>(() =>
+                {
+                    var all = new System.Collections.Concurrent.ConcurrentDictionary<string, float[]>(StringComparer.Ordinal);
+                    Parallel.ForEach(sizes.OrderByDescending(kv => kv.Value.Shape.Aggregate(1L, (a, d) => a * d.Size)), kv => all[kv.Key] = SeededWeight(kv.Key, kv.Value, weightSeed));
+                    return all;
+                });
+                seeded = name => made.Value[name];
             }
             if (ranks > 1)
                 return ShardedCudaBench(cli, () => CommonOptions.Load(parse.GetValue(model)!, parse.GetValue(config), parse.GetValue(set)).Graph,
