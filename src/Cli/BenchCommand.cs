@@ -20,7 +20,7 @@ namespace ModelCompiler.Cli;
 /// graph); <c>--batch N</c> decodes N sequences in one forward per step and counts all their tokens, and also times one
 /// sequence's decode in the same reps (tg x1) for the batch's speedup.
 /// </summary>
-internal static class BenchCommand
+internal static partial class BenchCommand
 {
     public static Command Create(CliContext cli)
     {
@@ -38,6 +38,7 @@ internal static class BenchCommand
         var target = new Option<string>("--target") { Description = "cpu (compiled C#; default), cuda (an NVIDIA GPU through ILGPU: KV cache and argmax on the device) or cuda-sim", DefaultValueFactory = _ => "cpu" };
         target.AcceptOnlyFromAmong("cpu", "cuda", "cuda-sim");
         var dtype = CommonOptions.CudaDType();
+        var tp = CommonOptions.TensorParallel();
         var kernels = new Option<bool>("--kernels") { Description = "with --target cuda: also time single kernels (fp32 GEMM 4096³, attention B1 H16 S4096 D128) and report them under kernels" };
         var saveWeights = new Option<string?>("--save-weights")
         {
@@ -51,7 +52,7 @@ internal static class BenchCommand
         var groupSize = new Option<int?>("--group-size") { Description = "weights per scale with --quantize (default: per output channel for int8/w8a8, 64 for int4)" };
         var command = new Command("bench", "Benchmark the compiled CPU model with random weights: prompt processing (pp) and cached generation (tg) tokens/s.")
         {
-            model, prompt, gen, depth, reps, threads, seed, cache, batch, workload, target, dtype, kernels, saveWeights, quantize, groupSize, set, config, json,
+            model, prompt, gen, depth, reps, threads, seed, cache, batch, workload, target, dtype, tp, kernels, saveWeights, quantize, groupSize, set, config, json,
         };
         command.SetAction(parse =>
         {
@@ -109,6 +110,26 @@ internal static class BenchCommand
                 cli.Err.WriteLine($"wrote {layout.Count} seeded random weights (seed {weightSeed}) to {savePath}");
                 return McApp.Ok;
             }
+            int ranks = parse.GetValue(tp);
+            if (ranks > 1 && !cuda) throw new McException($"--tp {ranks} runs on --target cuda or cuda-sim in mc bench");
+            if (ranks > 1 && (parse.GetValue(quantize) is not null || parse.GetValue(workload) > 0 || parse.GetValue(kernels)))
+                throw new McException($"--tp {ranks} benchmarks plain prefill and decode (no --quantize, --workload or --kernels)");
+            Func<string, float[]>? seeded = null;
+            if (cuda && !Runtime.Gguf.GgufFile.LooksLikeGguf(parse.GetValue(model)!))
+            {
+                // A large model's seeded weights take minutes one by one (7B: 6.7e9 draws): at the first weight the device
+                // asks for (so after a missing GPU was reported), make them all on every core.
+                var made = new Lazy<System.Collections.Concurrent.ConcurrentDictionary<string, float[]>>(() =>
+                {
+                    var all = new System.Collections.Concurrent.ConcurrentDictionary<string, float[]>(StringComparer.Ordinal);
+                    Parallel.ForEach(sizes.OrderByDescending(kv => kv.Value.Shape.Aggregate(1L, (a, d) => a * d.Size)), kv => all[kv.Key] = SeededWeight(kv.Key, kv.Value, weightSeed));
+                    return all;
+                });
+                seeded = name => made.Value[name];
+            }
+            if (ranks > 1)
+                return ShardedCudaBench(cli, () => CommonOptions.Load(parse.GetValue(model)!, parse.GetValue(config), parse.GetValue(set)).Graph,
+                    targetName, ranks, seeded ?? (name => SeededWeight(name, sizes[name], weightSeed)), p, g, r, weightSeed, parse.GetValue(json));
             var compileClock = Stopwatch.StartNew();
             using var device = cuda ? Backends.Cuda.GpuDevice.Open(simulate: targetName == "cuda-sim") : null;
             using var cudaModel = device is null ? null : new Backends.Cuda.CudaModel(graph, device, Backends.Cuda.CudaModel.ParseDType(parse.GetValue(dtype)!));
@@ -121,7 +142,7 @@ internal static class BenchCommand
             using var fileWeights = Runtime.Gguf.GgufFile.LooksLikeGguf(parse.GetValue(model)!) ? WeightStore.Open(parse.GetValue(model)!) : null;
             compiled.LoadWeights(name =>
             {
-                var data = quantizedWeights?.Invoke(name) ?? fileWeights?.ReadFloat32(name) ?? SeededWeight(name, sizes[name], weightSeed);
+                var data = quantizedWeights?.Invoke(name) ?? fileWeights?.ReadFloat32(name) ?? seeded?.Invoke(name) ?? SeededWeight(name, sizes[name], weightSeed);
                 parameters += data.LongLength;
                 return data;
             });

@@ -63,12 +63,12 @@ internal static class EvalCommand
             var feeds = ReadInputs(graph, inputPath);
             var masked = AttentionMaskRows.Read(graph, inputPath, feeds);
             int ranks = parse.GetValue(tp);
-            if (ranks > 1 && targetName != EvalTargets.Interpreter && targetName != EvalTargets.Cpu)
-                throw new McException($"--tp {ranks} runs on --target interpreter or cpu in this build (the NCCL communicator for cuda is not written yet)");
-            var runner = ranks == 1
+            Graph Elaborate() => CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph;
+            IEvalTarget runner = ranks == 1
                 ? EvalTargets.Create(targetName, graph, store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32, parse.GetValue(dtype)!)
-                : new TensorParallelEvalTarget(targetName, TensorParallel.ShardGraphs(
-                    () => CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph, ranks),
+                : targetName is EvalTargets.Cuda or EvalTargets.CudaSim
+                ? CudaShardedEvalTarget.Create(targetName, ranks, Elaborate, store)
+                : new TensorParallelEvalTarget(targetName, TensorParallel.ShardGraphs(Elaborate, ranks),
                     store, parse.GetValue(precision) == "f64" ? Precision.F64 : Precision.F32);
             using var disposable = runner as IDisposable;
             var results = masked is null ? runner.Run(feeds) : masked.Run(graph, runner);
@@ -84,7 +84,10 @@ internal static class EvalCommand
                 // The cpu target decodes decoder-only models through the KV cache: the graph again, rewritten by kv-cache, compiled.
                 bool cached = targetName == EvalTargets.Cpu && !feeds.ContainsKey("decoder_input_ids") && ranks == 1;
                 bool cudaCached = runner is CudaEvalTarget && !feeds.ContainsKey("decoder_input_ids");
-                greedy = WithProgress(cli, steps, runner.Name, progress => cudaCached
+                bool shardedCached = runner is CudaShardedEvalTarget && !feeds.ContainsKey("decoder_input_ids");
+                greedy = WithProgress(cli, steps, runner.Name, progress => shardedCached
+                    ? ((CudaShardedEvalTarget)runner).GenerateCached(feeds, steps, progress)
+                    : cudaCached
                     ? ((CudaEvalTarget)runner).GenerateCached(
                         CommonOptions.Load(parse.GetValue(model)!, CommonOptions.ResolveConfig(parse.GetValue(config), weightsPath), parse.GetValue(set)).Graph,
                         store, feeds, steps, progress)

@@ -103,6 +103,29 @@ internal sealed class GenerationModel
             ContextLength(whole), string.IsNullOrEmpty(cache) ? null : cache);
     }
 
+    /// <summary>
+    /// The model on <paramref name="ranks"/> GPUs (or simulated ones), one rank's shard and KV cache on each, for
+    /// <c>mc run --target cuda|cuda-sim [--tp N]</c>; the stepper owns the devices.
+    /// </summary>
+    public Backends.Cuda.CudaShardedStepper CompileCudaSharded(WeightStore store, int ranks, bool simulate)
+    {
+        var whole = Graph(PassManager.InterpreterPipeline);
+        WeightBinding.Validate(whole, store);
+        Graph Elaborate() => CommonOptions.Load(_model, _config, null).Graph;
+        TensorParallel.ShardGraphs(Elaborate, ranks);   // the divisibility error before any device is opened
+        var group = Backends.Cuda.CudaRankGroup.Open(ranks, simulate);
+        try
+        {
+            var model = Backends.Cuda.CudaShardedModel.Create(group, Elaborate, Backends.Cuda.CudaBackend.CachedPipeline, store.ReadFloat32);
+            return new Backends.Cuda.CudaShardedStepper(model, model.Graphs[0], ContextLength(whole));
+        }
+        catch
+        {
+            group.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The longest sequence the model was trained on (max_position_embeddings), when its hyperparameters say.</summary>
     public static long? ContextLength(Graph graph)
     {

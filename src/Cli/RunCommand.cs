@@ -33,8 +33,8 @@ internal static class RunCommand
         var seed = new Option<ulong?>("--seed") { Description = "seed of the sampler: the same seed gives the same text (default: random, printed on stderr)" };
         var stop = new Option<string[]>("--stop") { Description = "stop when this text appears; it is not printed (repeatable)", Arity = ArgumentArity.OneOrMore };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "a tokenizer.json, tokenizer.model or folder (default: the model's folder)" };
-        var target = new Option<string>("--target") { Description = "where to run: cpu (compiled, KV-cached; default) or interpreter (the reference; slow)", DefaultValueFactory = _ => EvalTargets.Cpu };
-        target.AcceptOnlyFromAmong(EvalTargets.Cpu, EvalTargets.Interpreter);
+        var target = new Option<string>("--target") { Description = "where to run: cpu (compiled, KV-cached; default), interpreter (the reference; slow), cuda (NVIDIA GPUs; with --tp N, N of them through NCCL) or cuda-sim (the cuda kernels on ILGPU's CPU accelerator)", DefaultValueFactory = _ => EvalTargets.Cpu };
+        target.AcceptOnlyFromAmong(EvalTargets.Cpu, EvalTargets.Interpreter, EvalTargets.Cuda, EvalTargets.CudaSim);
         var tp = CommonOptions.TensorParallel();
         var samples = new Option<int>("--n") { Description = "samples of the prompt, decoded together (paged cache: the prompt is prefilled once and its blocks shared); sample i > 1 uses a seed derived from --seed; stdout: each sample under a line '=== sample i of K ==='", DefaultValueFactory = _ => 1 };
         var cache = new Option<string>("--cache") { Description = "KV cache on --target cpu: paged (block pool; default) or contiguous", DefaultValueFactory = _ => "paged" };
@@ -68,7 +68,9 @@ internal static class RunCommand
             var promptIds = source.Defaults.EncodePrompt(source.Tokenizer, promptText);
 
             using var store = WeightStore.Open(source.WeightsPath);
-            if (ranks > 1 && targetName != EvalTargets.Cpu) throw new McException($"--tp {ranks} runs on --target cpu (the interpreter's sharded runs are mc eval's)");
+            bool cuda = targetName is EvalTargets.Cuda or EvalTargets.CudaSim;
+            if (ranks > 1 && targetName == EvalTargets.Interpreter) throw new McException($"--tp {ranks} runs on --target cpu, cuda or cuda-sim (the interpreter's sharded runs are mc eval's)");
+            using var disposables = new DisposableList();
             var request = new GenerationRequest(promptIds, max, sampling, seedValue, source.Defaults.EosIds, parse.GetValue(stop) ?? []);
             ParallelSampleGenerator? parallel = null;
             IEnumerable<SampleStep>? steps = null;
@@ -89,7 +91,9 @@ internal static class RunCommand
             }
             if (steps is null)
             {
-                var stepper = ranks > 1 ? source.CompileCpuSharded(store, ranks) : CreateStepper(source, store, targetName);
+                var stepper = cuda ? source.CompileCudaSharded(store, ranks, simulate: targetName == EvalTargets.CudaSim)
+                    : ranks > 1 ? source.CompileCpuSharded(store, ranks) : CreateStepper(source, store, targetName);
+                disposables.Add(stepper as IDisposable);
                 steps = new TextGenerator(stepper, source.Tokenizer).Generate(request).Select(step => new SampleStep(0, step)); // validates first
             }
 
@@ -143,6 +147,15 @@ internal static class RunCommand
             return McApp.Ok;
         });
         return command;
+    }
+
+    /// <summary>What the command must dispose at its end (a GPU stepper holds its devices).</summary>
+    private sealed class DisposableList : List<IDisposable?>, IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var d in this) d?.Dispose();
+        }
     }
 
     /// <summary>The most samples <c>--n</c> takes (they decode in one batch).</summary>

@@ -92,10 +92,14 @@ public sealed partial class CudaModel
             }
             case OpKind.Cast when node.Type.DType.IsFloat() && x[0].IsFloat:
                 return x[0].Reshaped(node.Type.DType, x[0].Shape);
+            case OpKind.Embedding when a.Has("offset"):
+                return EmbeddingShard(node, x[0], x[1]);
             case OpKind.Embedding:
                 return Embedding(node, x[0], x[1]);
             case OpKind.Positions:
                 return Positions(node, x);
+            case OpKind.AllReduce or OpKind.AllGather when x[0].IsFloat:
+                return Collective(node, x[0]);
             case OpKind.Rope when x[0].IsFloat && !x[1].IsFloat:
                 return Rope(node, x[0], x[1], cachedPrefixLength);
             case OpKind.AlibiBias when !x[0].IsFloat && !x[1].IsFloat:

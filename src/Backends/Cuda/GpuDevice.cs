@@ -17,7 +17,7 @@ namespace ModelCompiler.Backends.Cuda;
 /// On the GPU every kernel's PTX goes through <see cref="PtxPostPass"/> before the driver loads it; the post-processed
 /// PTX is kept (<see cref="Ptx"/>) for reports and checks.
 /// </summary>
-public sealed class GpuDevice : IDisposable
+public sealed partial class GpuDevice : IDisposable
 {
     private readonly ConcurrentDictionary<MethodInfo, Kernel> _kernels = new();
 
@@ -97,7 +97,9 @@ public sealed class GpuDevice : IDisposable
 
     public void Dispose()
     {
+        if (_primary) RestoreContext();
         foreach (var k in _kernels.Values) k.Dispose();
+        ReleasePrimaryContext();
         Accelerator.Dispose();
         Context.Dispose();
     }
