@@ -69,25 +69,35 @@ public static class TensorCoreGemmPipelined
             uint wRow = (uint)((TileM + warpCol + ((lane >> 4) << 3) + (lane & 7)) * RowBytes), wHigh = (uint)((lane >> 3) & 1);
             uint swizzle = (uint)(lane & 7);
 
+            // Ring offsets advance by compare-and-wrap (no integer division in the loop).
+            uint stageBytesU = (uint)stageBytes, ringBytes = (uint)(stages * stageBytes), writeOffset = 0;
             for (int s = 0; s < stages - 1; s++)
             {
-                if (s < slices) LoadSlice(smem + (uint)(s * stageBytes) + loadShared, aLoad + s * RowBytes, wLoad + s * RowBytes, rowStride, rowStep, tileN);
+                if (s < slices) LoadSlice(smem + writeOffset + loadShared, aLoad + s * RowBytes, wLoad + s * RowBytes, rowStride, rowStep);
                 Commit();
+                writeOffset += stageBytesU;
             }
+            uint readOffset = 0;
             for (int t = 0; t < slices; t++)
             {
                 Wait(stages - 2);
                 Group.Barrier();
                 int next = t + stages - 1;
-                if (next < slices) LoadSlice(smem + (uint)(next % stages * stageBytes) + loadShared, aLoad + (long)next * RowBytes, wLoad + (long)next * RowBytes, rowStride, rowStep, tileN);
+                if (next < slices) LoadSlice(smem + writeOffset + loadShared, aLoad + (long)next * RowBytes, wLoad + (long)next * RowBytes, rowStride, rowStep);
                 Commit();
+                writeOffset = writeOffset + stageBytesU == ringBytes ? 0 : writeOffset + stageBytesU;
 
-                uint stage = smem + (uint)(t % stages * stageBytes);
-                uint aAt = stage + aRow, wAt = stage + wRow;
-                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (0 + aHigh) ^ swizzle, (0 + wHigh) ^ swizzle);
-                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (2 + aHigh) ^ swizzle, (2 + wHigh) ^ swizzle);
-                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (4 + aHigh) ^ swizzle, (4 + wHigh) ^ swizzle);
-                KStep(ref r0, ref r1, ref r2, ref r3, aAt, wAt, (6 + aHigh) ^ swizzle, (6 + wHigh) ^ swizzle);
+                // Fragments of the next k-step load while the tensor cores work on this one.
+                uint aAt = smem + readOffset + aRow, wAt = smem + readOffset + wRow;
+                Fragments f0 = LoadFragments(aAt, wAt, (0 + aHigh) ^ swizzle, (0 + wHigh) ^ swizzle);
+                Fragments f1 = LoadFragments(aAt, wAt, (2 + aHigh) ^ swizzle, (2 + wHigh) ^ swizzle);
+                MmaTile(ref r0, ref r1, ref r2, ref r3, f0);
+                Fragments f2 = LoadFragments(aAt, wAt, (4 + aHigh) ^ swizzle, (4 + wHigh) ^ swizzle);
+                MmaTile(ref r0, ref r1, ref r2, ref r3, f1);
+                Fragments f3 = LoadFragments(aAt, wAt, (6 + aHigh) ^ swizzle, (6 + wHigh) ^ swizzle);
+                MmaTile(ref r0, ref r1, ref r2, ref r3, f2);
+                MmaTile(ref r0, ref r1, ref r2, ref r3, f3);
+                readOffset = readOffset + stageBytesU == ringBytes ? 0 : readOffset + stageBytesU;
             }
             Wait(0);
         }
@@ -103,14 +113,27 @@ public static class TensorCoreGemmPipelined
         StoreRow(c, n, row0 + 32, col0, r2); StoreRow(c, n, row0 + 48, col0, r3);
     }
 
-    /// <summary>One k16 step of the warp's 64×64 tile: four A and four W ldmatrix.x4, 32 mma.</summary>
-    private static void KStep(ref Acc8 r0, ref Acc8 r1, ref Acc8 r2, ref Acc8 r3, uint aAt, uint wAt, uint aChunk, uint wChunk)
+    /// <summary>The A (four m16 tiles) and W (eight n8 tiles) fragments of one k16 step of the warp's 64×64 tile.</summary>
+    private struct Fragments
+    {
+        public Reg4 A0, A1, A2, A3, B01, B23, B45, B67;
+    }
+
+    private static Fragments LoadFragments(uint aAt, uint wAt, uint aChunk, uint wChunk)
     {
         uint ao = aAt + (aChunk << 4), wo = wAt + (wChunk << 4);
-        Reg4 a0 = LoadMatrixX4(ao), a1 = LoadMatrixX4(ao + 16 * RowBytes), a2 = LoadMatrixX4(ao + 32 * RowBytes), a3 = LoadMatrixX4(ao + 48 * RowBytes);
-        Reg4 b01 = LoadMatrixX4(wo), b23 = LoadMatrixX4(wo + 16 * RowBytes), b45 = LoadMatrixX4(wo + 32 * RowBytes), b67 = LoadMatrixX4(wo + 48 * RowBytes);
-        MmaRow(ref r0, a0, b01, b23, b45, b67); MmaRow(ref r1, a1, b01, b23, b45, b67);
-        MmaRow(ref r2, a2, b01, b23, b45, b67); MmaRow(ref r3, a3, b01, b23, b45, b67);
+        return new Fragments
+        {
+            A0 = LoadMatrixX4(ao), A1 = LoadMatrixX4(ao + 16 * RowBytes), A2 = LoadMatrixX4(ao + 32 * RowBytes), A3 = LoadMatrixX4(ao + 48 * RowBytes),
+            B01 = LoadMatrixX4(wo), B23 = LoadMatrixX4(wo + 16 * RowBytes), B45 = LoadMatrixX4(wo + 32 * RowBytes), B67 = LoadMatrixX4(wo + 48 * RowBytes),
+        };
+    }
+
+    /// <summary>One k16 step of the warp's 64×64 tile: 32 mma.</summary>
+    private static void MmaTile(ref Acc8 r0, ref Acc8 r1, ref Acc8 r2, ref Acc8 r3, Fragments f)
+    {
+        MmaRow(ref r0, f.A0, f.B01, f.B23, f.B45, f.B67); MmaRow(ref r1, f.A1, f.B01, f.B23, f.B45, f.B67);
+        MmaRow(ref r2, f.A2, f.B01, f.B23, f.B45, f.B67); MmaRow(ref r3, f.A3, f.B01, f.B23, f.B45, f.B67);
     }
 
     private static void MmaRow(ref Acc8 r, Reg4 a, Reg4 b01, Reg4 b23, Reg4 b45, Reg4 b67)
@@ -121,13 +144,26 @@ public static class TensorCoreGemmPipelined
         Mma(ref r.T6, a, b67.X0, b67.X1); Mma(ref r.T7, a, b67.X2, b67.X3);
     }
 
-    /// <summary>This thread's chunks of one slice: A rows loadRow + rowStep·q (128 rows), then W rows (tileN rows).</summary>
-    private static void LoadSlice(uint shared, long aGlobal, long wGlobal, long rowStride, int rowStep, int tileN)
+    /// <summary>
+    /// This thread's chunks of one slice, unrolled: A rows loadRow + rowStep·q (rowStep 16 with 4 warps: eight rows;
+    /// 32 with 8 warps: four), then eight W rows (tileN = 8·rowStep).
+    /// </summary>
+    private static void LoadSlice(uint shared, long aGlobal, long wGlobal, long rowStride, int rowStep)
     {
-        for (int r = 0; r < TileM; r += rowStep)
-            CopyAsync16(shared + (uint)(r * RowBytes), aGlobal + r * rowStride);
-        for (int r = 0; r < tileN; r += rowStep)
-            CopyAsync16(shared + (uint)(ABytes + r * RowBytes), wGlobal + r * rowStride);
+        uint step = (uint)(rowStep * RowBytes);
+        long global = rowStep * rowStride;
+        CopyAsync16(shared, aGlobal); CopyAsync16(shared + step, aGlobal + global);
+        CopyAsync16(shared + 2 * step, aGlobal + 2 * global); CopyAsync16(shared + 3 * step, aGlobal + 3 * global);
+        if (rowStep == 16)
+        {
+            CopyAsync16(shared + 4 * step, aGlobal + 4 * global); CopyAsync16(shared + 5 * step, aGlobal + 5 * global);
+            CopyAsync16(shared + 6 * step, aGlobal + 6 * global); CopyAsync16(shared + 7 * step, aGlobal + 7 * global);
+        }
+        uint w = shared + ABytes;
+        CopyAsync16(w, wGlobal); CopyAsync16(w + step, wGlobal + global);
+        CopyAsync16(w + 2 * step, wGlobal + 2 * global); CopyAsync16(w + 3 * step, wGlobal + 3 * global);
+        CopyAsync16(w + 4 * step, wGlobal + 4 * global); CopyAsync16(w + 5 * step, wGlobal + 5 * global);
+        CopyAsync16(w + 6 * step, wGlobal + 6 * global); CopyAsync16(w + 7 * step, wGlobal + 7 * global);
     }
 
     /// <summary>The outputs an m16 row of eight m16n8 accumulators holds, by scalar sums.</summary>
