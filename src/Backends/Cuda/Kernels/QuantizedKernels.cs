@@ -23,21 +23,6 @@ public static class QuantizedKernels
 {
     private const int Int4 = 1, W8A8 = 2;
 
-    private static float GroupSum(ArrayView<float> scratch, float v)
-    {
-        int t = Group.IdxX;
-        scratch[t] = v;
-        Group.Barrier();
-        for (int half = Group.DimX / 2; half > 0; half /= 2)
-        {
-            if (t < half) scratch[t] += scratch[t + half];
-            Group.Barrier();
-        }
-        float total = scratch[0];
-        Group.Barrier();
-        return total;
-    }
-
     /// <summary>
     /// y[r, j] = Σ_k x[r, k]·w[j, k] (+ bias[j]); for w8a8 x holds the rounded codes and the sum is multiplied by
     /// rowScale[r]. One group per weight row j, its threads striding over the row's words.
@@ -76,7 +61,7 @@ public static class QuantizedKernels
                         if (k < s.K) acc += x[xo + k] * ((word << (24 - 8 * b)) >> 24) * scales[j * groups + k / s.Group];
                     }
             }
-            float total = GroupSum(scratch, acc);
+            float total = ReductionKernels.GroupSum(scratch, acc);
             if (Group.IdxX == 0)
                 y[(long)r * s.N + j] = total * (s.Scheme == W8A8 ? rowScale[r] : 1f) + (s.HasBias != 0 ? bias[j] : 0f);
         }
@@ -119,15 +104,7 @@ public static class QuantizedKernels
         long o = (long)r * k;
         float max = 0;
         for (int i = Group.IdxX; i < k; i += Group.DimX) max = Math.Max(max, Math.Abs(x[o + i]));
-        int t = Group.IdxX;
-        scratch[t] = max;
-        Group.Barrier();
-        for (int half = Group.DimX / 2; half > 0; half /= 2)
-        {
-            if (t < half) scratch[t] = Math.Max(scratch[t], scratch[t + half]);
-            Group.Barrier();
-        }
-        max = scratch[0];
+        max = ReductionKernels.GroupMax(scratch, max);
         float scale = max > 0 ? max / 127f : 1f;
         for (int i = Group.IdxX; i < k; i += Group.DimX)
         {

@@ -12,7 +12,7 @@ public static class ReductionKernels
     public const int MaxGroup = 256;
 
     /// <summary>Sum of v over the group (every thread gets it). Group size must be a power of two ≤ <see cref="MaxGroup"/>.</summary>
-    private static float GroupSum(ArrayView<float> scratch, float v)
+    internal static float GroupSum(ArrayView<float> scratch, float v)
     {
         int t = Group.IdxX;
         scratch[t] = v;
@@ -27,7 +27,8 @@ public static class ReductionKernels
         return total;
     }
 
-    private static float GroupMax(ArrayView<float> scratch, float v)
+    /// <summary>Max of v over the group (every thread gets it); as <see cref="GroupSum"/>.</summary>
+    internal static float GroupMax(ArrayView<float> scratch, float v)
     {
         int t = Group.IdxX;
         scratch[t] = v;
